@@ -1,0 +1,84 @@
+// Shared helpers for the interprocess addon.
+//
+// Convention (after libuv): every wrapper returns its result, or a negative errno
+// as a JavaScript number. TypeScript turns negative numbers into errors in one
+// place (src/errors.ts), so no system error is ever thrown from C++. C++ throws
+// only TypeErrors for arguments of the wrong JavaScript type, which the
+// TypeScript layer already rules out; they guard against direct misuse.
+#pragma once
+
+#include <napi.h>
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace interprocess {
+
+inline Napi::Number Errno(Napi::Env env, int err) {
+  return Napi::Number::New(env, -err);
+}
+
+// The result of a call that returns -1 and sets errno.
+inline Napi::Number SyscallResult(Napi::Env env, long long r) {
+  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+}
+
+inline std::string ArgString(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+inline int64_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+inline bool ArgBool(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].ToBoolean().Value();
+}
+
+// Runs `fn` on the libuv threadpool and resolves a promise with its return
+// value (>= 0, or a negative errno). Only for calls that finish quickly (a
+// filesystem call); anything that can wait for another process must not use it.
+class SyscallWorker : public Napi::AsyncWorker {
+ public:
+  SyscallWorker(Napi::Env env, std::function<long long()> fn)
+      : Napi::AsyncWorker(env), fn_(std::move(fn)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    result_ = fn_();
+    if (result_ < 0) result_ = -errno;
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(result_))); }
+
+ private:
+  std::function<long long()> fn_;
+  Napi::Promise::Deferred deferred_;
+  long long result_ = 0;
+};
+
+inline Napi::Promise RunAsync(Napi::Env env, std::function<long long()> fn) {
+  auto* w = new SyscallWorker(env, std::move(fn));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+enum class MappingKind : intptr_t { kMmap = 0, kShmat = 1 };
+
+// Wraps mapped memory in a SharedArrayBuffer that owns it: the memory is
+// unmapped (munmap or shmdt) only when V8 frees the last reference to the
+// backing store, i.e. when no view in any thread can reach it any more.
+Napi::Value WrapMapping(Napi::Env env, void* addr, size_t length, MappingKind kind);
+
+// Largest mapping we hand to JavaScript (V8's limit for an ArrayBuffer).
+size_t MaxMappingLength();
+
+void RegisterFd(Napi::Env env, Napi::Object exports);
+void RegisterShm(Napi::Env env, Napi::Object exports);
+void RegisterIpcKey(Napi::Env env, Napi::Object exports);
+
+}  // namespace interprocess

@@ -1,0 +1,29 @@
+/**
+ * interprocess: the classic IPC mechanisms for Node.js, typed, async and
+ * byte-compatible with C.
+ *
+ * - Pipes: {@link pipe}, {@link spawnWithPipes}, {@link pipeReader}, {@link pipeWriter}
+ * - FIFOs: {@link mkfifo}, {@link openFifoReader}, {@link openFifoWriter}
+ * - Framing over any byte stream: {@link FrameReader}, {@link writeFrame}, {@link FrameEncoder}, {@link FrameDecoder}
+ * - Shared memory: `posix.SharedMemory`, `sysv.SharedMemory`, `sysv.ftok`
+ */
+export * as posix from './posix.js';
+export * as sysv from './sysv.js';
+export * from './errors.js';
+export { pipe, pipeReader, pipeWriter, spawnWithPipes } from './pipe.js';
+export type { Pipe, PipeReader, PipeWriter, PipeDirection, PipedSpawnOptions, PipedChild } from './pipe.js';
+export { mkfifo, mkfifoSync, openFifoReader, openFifoWriter, openFifoWriterSync, tryOpenFifoWriter } from './fifo.js';
+export type { FifoPath } from './fifo.js';
+export {
+  encodeFrame,
+  writeFrame,
+  FrameEncoder,
+  FrameDecoder,
+  FrameReader,
+  FrameParser,
+  FRAME_HEADER_SIZE,
+  DEFAULT_MAX_FRAME_SIZE,
+  MAX_FRAME_SIZE,
+} from './framing.js';
+export type { FramingOptions, FramePayload } from './framing.js';
+export type { WaitOptions } from './internal/wait.js';

@@ -1,0 +1,194 @@
+/**
+ * POSIX shared memory: `shm_open` + `ftruncate` + `mmap`, exposed as a
+ * SharedArrayBuffer (typed arrays and Atomics work on it directly; it can be
+ * posted to worker_threads).
+ *
+ * Lifetime: the mapping belongs to the SharedArrayBuffer. It is unmapped only
+ * when no view of it is reachable from any thread, so no sequence of calls can
+ * make JavaScript touch unmapped memory. `close()` releases the descriptor and
+ * the handle's own reference, nothing else.
+ */
+import { fstatSync, ftruncateSync, type Stats, constants as fsc } from 'node:fs';
+import { native } from '../native.js';
+import { check, fromNodeError, invalidArgument, systemError, unwrap, InvalidArgumentError, TooLargeError } from '../errors.js';
+import { constants } from 'node:os';
+import { closeQuietly } from '../internal/stream.js';
+import { closedError } from '../internal/handle.js';
+import * as v from '../internal/validate.js';
+
+const { EEXIST, ENOENT, ENOSPC, EFBIG, EINVAL } = constants.errno;
+
+/** glibc accepts at most 253 bytes after the leading '/' (NAME_MAX - 2). */
+export const MAX_NAME_BYTES = 253;
+
+export interface CreateOptions {
+  /** Size in bytes (> 0). */
+  size: number;
+  /** Permission bits, default 0o600 (the umask applies, as in C). */
+  mode?: number;
+  /**
+   * true (default): fail with AlreadyExistsError if the name exists (O_CREAT | O_EXCL).
+   * false: open the existing object instead, keeping its size (a zero-size
+   * object, whose creator has not sized it yet, is given `size`).
+   */
+  exclusive?: boolean;
+  /**
+   * Reserve the pages now with posix_fallocate (default true), so a full
+   * /dev/shm fails here with a TooLargeError instead of killing the process
+   * with SIGBUS when the memory is first touched.
+   */
+  reserve?: boolean;
+}
+
+export interface OpenOptions {
+  /**
+   * Open O_RDONLY (for an object you may only read). The mapping is then
+   * copy-on-write: reads see the object, writes stay private to this process.
+   * (A truly read-only page would kill the process on a stray write.)
+   */
+  readOnly?: boolean;
+}
+
+export class SharedMemory implements Disposable {
+  /** The object's name, e.g. '/my-shm'. */
+  readonly name: string;
+  /** The mapped length in bytes (the object's size when it was mapped). */
+  readonly size: number;
+  /** True if this handle created the object. */
+  readonly created: boolean;
+  readonly readOnly: boolean;
+  #fd: number;
+  #buffer: SharedArrayBuffer | undefined;
+
+  private constructor(name: string, fd: number, buffer: SharedArrayBuffer, created: boolean, readOnly: boolean) {
+    this.name = name;
+    this.#fd = fd;
+    this.#buffer = buffer;
+    this.size = buffer.byteLength;
+    this.created = created;
+    this.readOnly = readOnly;
+  }
+
+  /** Creates (or with `exclusive: false`, creates or opens) an object and maps it. */
+  static create(name: string, options: CreateOptions): SharedMemory {
+    v.posixName(name, 'shared memory', MAX_NAME_BYTES);
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options with a size are required', 'ERR_INVALID_ARG_TYPE');
+    const size = v.size(options.size, 'size', native.maxMappingLength);
+    const mode = v.mode(options.mode, 0o600);
+    const exclusive = v.bool(options.exclusive, 'exclusive', true);
+    const reserve = v.bool(options.reserve, 'reserve', true);
+    const where = { path: name };
+
+    // Learn whether we create the object: only a creator may size it.
+    for (let attempt = 0; ; attempt++) {
+      let fd = native.shmOpen(name, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, mode);
+      if (fd >= 0) return SharedMemory.#initNew(name, fd, size, reserve);
+      if (exclusive || fd !== -EEXIST) check(fd, 'shm_open', where);
+      fd = native.shmOpen(name, fsc.O_RDWR, 0);
+      if (fd === -ENOENT /* unlinked meanwhile */ && attempt < 3) continue;
+      check(fd, 'shm_open', where);
+      try {
+        if (fstatSync(fd).size === 0) ftruncateSync(fd, size);
+        return SharedMemory.#mapExisting(name, fd, false, false);
+      } catch (err) {
+        closeQuietly(fd);
+        throw fromNodeError(err, where);
+      }
+    }
+  }
+
+  /** Opens an existing object and maps all of it. */
+  static open(name: string, options: OpenOptions = {}): SharedMemory {
+    v.posixName(name, 'shared memory', MAX_NAME_BYTES);
+    const readOnly = v.bool(options.readOnly, 'readOnly', false);
+    const fd = check(native.shmOpen(name, readOnly ? fsc.O_RDONLY : fsc.O_RDWR, 0), 'shm_open', { path: name });
+    try {
+      return SharedMemory.#mapExisting(name, fd, false, readOnly);
+    } catch (err) {
+      closeQuietly(fd);
+      throw fromNodeError(err, { path: name });
+    }
+  }
+
+  /** Removes the name (`shm_unlink`); memory stays until every mapping is gone. */
+  static unlink(name: string): void {
+    v.posixName(name, 'shared memory', MAX_NAME_BYTES);
+    check(native.shmUnlink(name), 'shm_unlink', { path: name });
+  }
+
+  static #initNew(name: string, fd: number, size: number, reserve: boolean): SharedMemory {
+    const where = { path: name };
+    try {
+      try {
+        ftruncateSync(fd, size);
+      } catch (err) {
+        throw fromNodeError(err, where);
+      }
+      if (reserve) {
+        const r = native.fallocate(fd, size);
+        if (r < 0) {
+          throw r === -ENOSPC || r === -EFBIG
+            ? systemError(r, 'posix_fallocate', { ...where, message: `${r === -ENOSPC ? 'ENOSPC' : 'EFBIG'}: ${size} bytes do not fit in the shared memory filesystem, posix_fallocate '${name}'` }, TooLargeError)
+            : systemError(r, 'posix_fallocate', where);
+        }
+      }
+      return new SharedMemory(name, fd, unwrap(native.map(fd, size, false), 'mmap', where), true, false);
+    } catch (err) {
+      // Nothing half-made is left behind under the name.
+      native.shmUnlink(name);
+      closeQuietly(fd);
+      throw err;
+    }
+  }
+
+  static #mapExisting(name: string, fd: number, created: boolean, readOnly: boolean): SharedMemory {
+    const size = fstatSync(fd).size;
+    if (size === 0) {
+      throw new InvalidArgumentError('EINVAL', { errno: -EINVAL, syscall: 'mmap', path: name, message: `EINVAL: shared memory object '${name}' has size 0 (its creator has not sized it yet)` });
+    }
+    if (size > native.maxMappingLength) throw systemError(-EFBIG, 'mmap', { path: name }, TooLargeError);
+    return new SharedMemory(name, fd, unwrap(native.map(fd, size, readOnly), 'mmap', { path: name }), created, readOnly);
+  }
+
+  /** The mapping. Views on it stay valid even after close(). */
+  get buffer(): SharedArrayBuffer {
+    if (!this.#buffer) throw closedError('shared memory handle', { path: this.name });
+    return this.#buffer;
+  }
+
+  /** The descriptor from shm_open (-1 once closed). */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#buffer === undefined;
+  }
+
+  /** fstat of the object: size, mode, owner, times, as Node's fs.Stats. */
+  stat(): Stats {
+    if (this.closed) throw closedError('shared memory handle', { path: this.name });
+    try {
+      return fstatSync(this.#fd);
+    } catch (err) {
+      throw fromNodeError(err, { path: this.name });
+    }
+  }
+
+  /** Removes this object's name (see {@link SharedMemory.unlink}). */
+  unlink(): void {
+    SharedMemory.unlink(this.name);
+  }
+
+  /** Closes the descriptor and drops this handle's reference to the mapping. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    closeQuietly(this.#fd);
+    this.#fd = -1;
+    this.#buffer = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,29 @@
+/** System V IPC keys: numbers, or a path + project id through ftok(3). */
+import { native } from '../native.js';
+import { systemError } from '../errors.js';
+import * as v from '../internal/validate.js';
+
+/** A key as C passes it to shmget/msgget/semget, or the (path, projId) pair for ftok. */
+export type Key = number | { path: string; projId: number };
+
+/** IPC_PRIVATE: a key that always creates a new object, reachable only by its id. */
+export const IPC_PRIVATE: number = native.sysvConstants.IPC_PRIVATE;
+
+/**
+ * `ftok(path, projId)`: the C library's own ftok, so the key is exactly what a
+ * C program computes for the same file and id (a signed 32-bit key_t). Only
+ * the low 8 bits of projId are used, as in C; the file must exist.
+ */
+export function ftok(path: string, projId: number): number {
+  const p = v.path(path, 'path');
+  const id = v.intInRange(projId, 'projId', -0x80000000, 0x7fffffff);
+  const r = native.ftok(p, id);
+  if (typeof r === 'number') return r;
+  throw systemError(r.errno, 'ftok', { path: p });
+}
+
+/** Resolves a {@link Key} to a key_t. */
+export function resolveKey(key: Key): number {
+  if (typeof key === 'object' && key !== null) return ftok(key.path, key.projId);
+  return v.sysvKey(key);
+}
