@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+/** The `interprocess` command. */
+import { readFileSync } from 'node:fs';
+import { Command, Argument } from 'commander';
+import { mechanisms, runDemo, type Mechanism } from './demo.js';
+import { runPeer } from './demo-peer.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('interprocess')
+  .description('Inter-process communication for Node.js: pipes, FIFOs, shared memory and more.')
+  .version(pkg.version)
+  .showHelpAfterError();
+
+program
+  .command('demo')
+  .description('walk through the classic IPC tutorial between real processes')
+  .addArgument(new Argument('[mechanism...]', 'which walkthroughs to run (default: all)').choices(mechanisms))
+  .action(async (which: Mechanism[]) => {
+    await runDemo(which, process.stdout);
+  });
+
+program
+  .command('demo-peer', { hidden: true })
+  .argument('<role>')
+  .argument('[args...]')
+  .action(async (role: string, args: string[]) => {
+    await runPeer(role, args, process.stdout);
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`interprocess: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

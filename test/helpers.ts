@@ -1,0 +1,115 @@
+/**
+ * Shared test helpers: real processes, real C peers, unique kernel object
+ * names. Tests import the package by its own name ('interprocess'), so they
+ * exercise the public exports exactly as users do.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (build/test/helpers.js is two levels below it). */
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let counter = 0;
+/** A POSIX object name unique to this process and call: '/ipt-<pid>-<tag>-<n>'. */
+export function uniqueName(tag: string): string {
+  return `/ipt-${process.pid}-${tag}-${++counter}`;
+}
+
+/** A fresh temporary directory, removed by the returned cleanup function. */
+export function tempDir(tag = 'tmp'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `ipt-${tag}-`));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const peerDir = join(root, 'build', 'peers');
+
+/**
+ * Compiles test/peers/NAME.c with the system C compiler (once per source
+ * change) and returns the binary's path.
+ */
+export function compilePeer(name: string, extraArgs: string[] = []): Promise<string> {
+  const src = join(root, 'test', 'peers', `${name}.c`);
+  const out = join(peerDir, name);
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return Promise.resolve(out);
+  mkdirSync(peerDir, { recursive: true });
+  return run('cc', ['-O2', '-Wall', '-Werror', '-std=gnu11', '-o', out, src, ...extraArgs]).then((r) => {
+    if (r.code !== 0) throw new Error(`compiling ${name}.c failed:\n${r.stderr}`);
+    return out;
+  });
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Collects a child's output and exit status. */
+export function collect(child: ChildProcess): Promise<RunResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** Runs a command to completion. */
+export function run(cmd: string, args: string[], options: SpawnOptions = {}): Promise<RunResult> {
+  return collect(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options }));
+}
+
+/** Starts `node` running `code` as an ES module, from the repository root. */
+export function spawnNode(code: string, args: string[] = [], options: SpawnOptions & { nodeArgs?: string[] } = {}): ChildProcess {
+  const { nodeArgs = [], ...rest } = options;
+  return spawn(process.execPath, [...nodeArgs, '--input-type=module', '-e', code, '--', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...rest,
+  });
+}
+
+/** Runs `node` on `code` to completion. */
+export function runNode(code: string, args: string[] = [], options: SpawnOptions & { nodeArgs?: string[] } = {}): Promise<RunResult> {
+  return collect(spawnNode(code, args, options));
+}
+
+/** Entries of /dev/shm whose names start with `prefix` (a POSIX name without its '/'). */
+export function shmEntries(prefix: string): string[] {
+  return readdirSync('/dev/shm').filter((f) => f.startsWith(prefix.replace(/^\//, '')));
+}
+
+/** Ids of all System V shared memory segments (from /proc/sysvipc/shm). */
+export function sysvShmIds(): Set<number> {
+  const lines = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n').slice(1);
+  return new Set(lines.filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[1])));
+}
+
+/** Resolves when `child` writes a line matching `pattern` to stdout. */
+export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${buf}`)), timeoutMs);
+    const onData = (d: Buffer | string): void => {
+      buf += d.toString();
+      const line = buf.split('\n').find((l) => pattern.test(l));
+      if (line !== undefined) {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        resolve(line);
+      }
+    };
+    child.stdout?.on('data', onData);
+  });
+}
+
+/** True when this process may switch to another user (to provoke EACCES as root). */
+export const isRoot = process.getuid?.() === 0;
+/** The unprivileged uid/gid used for permission tests when running as root. */
+export const NOBODY = 65534;
