@@ -27,10 +27,11 @@ export interface IpcErrorOptions {
 /** Base class of every error this package raises for a failed operation. */
 export class IpcError extends Error {
   readonly code: string;
-  readonly errno?: number;
-  readonly syscall?: string;
-  readonly path?: string;
-  readonly key?: number;
+  // `declare`: absent fields stay absent (no own property set to undefined), as in Node's errors.
+  declare readonly errno?: number;
+  declare readonly syscall?: string;
+  declare readonly path?: string;
+  declare readonly key?: number;
 
   constructor(code: string, options: IpcErrorOptions = {}) {
     super(options.message ?? describe(code, options), options.cause === undefined ? undefined : { cause: options.cause });

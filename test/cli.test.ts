@@ -1,0 +1,78 @@
+// The `interprocess` command, driven as a user would: spawned, output read.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { root, run, shmEntries, sysvShmIds } from './helpers.js';
+
+const cli = join(root, 'dist', 'cli', 'main.js');
+const demoTempDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith('interprocess-demo-'));
+
+test('demo walks through pipes, FIFOs and shared memory between real processes and leaves nothing behind', async () => {
+  const segmentsBefore = sysvShmIds();
+  const dirsBefore = demoTempDirs();
+  const r = await run(process.execPath, [cli, 'demo']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = r.stdout;
+  const pid = (who: 'parent' | 'child', text: RegExp): Set<string> =>
+    new Set([...out.matchAll(new RegExp(`^\\[${who} (\\d+)\\] ${text.source}`, 'gm'))].map((m) => m[1]!));
+
+  // Pipes: three framed round trips with a child process, then EOF.
+  assert.match(out, /^\[child \d+\] Received: Hello, IPC$/m);
+  assert.match(out, /^\[parent \d+\] reply: "HELLO, IPC"$/m);
+  assert.match(out, /^\[parent \d+\] reply: "AND A THIRD"$/m);
+  assert.match(out, /^\[child \d+\] end of file on descriptor 3: exiting$/m);
+  // FIFO and shared memory: the message crossed into another process.
+  assert.match(out, /^\[child \d+\] Received: Hello, FIFO$/m);
+  assert.match(out, /^\[child \d+\] opened \/interprocess-demo-\d+; Received: Hello, Shared Memory$/m);
+  assert.match(out, /^\[parent \d+\] read back: "Hello back from the child"/m);
+  assert.match(out, /^\[child \d+\] attached segment \d+ by key; Received: Hello, Shared Memory$/m);
+
+  // Every child is a different process from the parent, and from each other.
+  const parents = pid('parent', /.*/);
+  const children = pid('child', /.*/);
+  assert.equal(parents.size, 1);
+  assert.ok(children.size >= 4, `expected at least 4 child processes, saw ${children.size}`);
+  for (const c of children) assert.ok(!parents.has(c));
+
+  assert.deepEqual(shmEntries('/interprocess-demo-'), []);
+  assert.deepEqual([...sysvShmIds()].filter((id) => !segmentsBefore.has(id)), []);
+  assert.deepEqual(demoTempDirs().filter((d) => !dirsBefore.includes(d)), []);
+});
+
+test('demo runs a single walkthrough by name', async () => {
+  const r = await run(process.execPath, [cli, 'demo', 'fifo']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /FIFOs/);
+  assert.doesNotMatch(r.stdout, /Pipes:|shared memory/);
+});
+
+test('an unknown mechanism is rejected with a clear message and a non-zero exit', async () => {
+  const r = await run(process.execPath, [cli, 'demo', 'carrier-pigeon']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /carrier-pigeon/);
+  assert.match(r.stderr, /pipe, fifo, shm/);
+});
+
+test('--help lists the demo command, --version prints the package version', async () => {
+  const help = await run(process.execPath, [cli, '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^  demo \[mechanism\.\.\.\] +walk through/m);
+  assert.doesNotMatch(help.stdout, /demo-peer/);
+  const version = await run(process.execPath, [cli, '--version']);
+  assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
+});
+
+test('Ctrl-C during the demo removes what it created', async () => {
+  const { spawn } = await import('node:child_process');
+  const { waitForLine, collect } = await import('./helpers.js');
+  const child = spawn(process.execPath, [cli, 'demo', 'shm'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const done = collect(child);
+  const line = await waitForLine(child, /created \/interprocess-demo-\d+/);
+  const name = line.match(/\/interprocess-demo-\d+/)![0];
+  child.kill('SIGINT');
+  const r = await done;
+  assert.equal(r.code, 130, `exit ${r.code} ${r.signal}\n${r.stderr}`);
+  assert.deepEqual(shmEntries(name), [], `${name} was left in /dev/shm`);
+});

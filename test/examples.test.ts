@@ -1,0 +1,28 @@
+// Runs every program in examples/ (the README shows them) and checks what it
+// prints, so the documented examples cannot rot.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { root, run, shmEntries, sysvShmIds } from './helpers.js';
+
+const expectations: Record<string, RegExp[]> = {
+  'pipe.mjs': [/^Received: Hello, IPC$/m],
+  'fifo.mjs': [/^Received: Hello, FIFO$/m],
+  'framing.mjs': [
+    /^writer refused an oversize frame: EMSGSIZE$/m,
+    /^frame of 13 bytes\nreader skipped an oversize frame and goes on\nframe of 1000 bytes$/m,
+  ],
+  'shm-posix.mjs': [/^Received: Hello, Shared Memory$/m, /^counter after the child ran: 1$/m],
+  'shm-sysv.mjs': [/^Received: Hello, Shared Memory$/m, /^attached: 1, created by (\d+), last attach\/detach by (\d+)$/m],
+};
+
+for (const [file, patterns] of Object.entries(expectations)) {
+  test(`examples/${file} runs and prints what the README says`, async () => {
+    const segmentsBefore = sysvShmIds();
+    const r = await run(process.execPath, [join(root, 'examples', file)], { cwd: root });
+    assert.equal(r.code, 0, `exit code ${r.code}; stderr:\n${r.stderr}`);
+    for (const p of patterns) assert.match(r.stdout, p);
+    assert.deepEqual(shmEntries('/example-'), [], 'no POSIX object left in /dev/shm');
+    assert.deepEqual([...sysvShmIds()].filter((id) => !segmentsBefore.has(id)), [], 'no System V segment left');
+  });
+}
