@@ -6,7 +6,12 @@
         "native/binding.cc",
         "native/fd.cc",
         "native/shm.cc",
-        "native/ipckey.cc"
+        "native/ipckey.cc",
+        "native/waiter.cc",
+        "native/msg.cc",
+        "native/mqueue.cc",
+        "native/sem.cc",
+        "native/poll.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

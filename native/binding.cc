@@ -47,6 +47,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFd(env, exports);
   RegisterShm(env, exports);
   RegisterIpcKey(env, exports);
+  RegisterWaiter(env, exports);
+  RegisterMsg(env, exports);
+  RegisterMqueue(env, exports);
+  RegisterSem(env, exports);
+  RegisterPoll(env, exports);
   exports.Set("maxMappingLength", Napi::Number::New(env, static_cast<double>(MaxMappingLength())));
   return exports;
 }

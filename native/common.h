@@ -80,5 +80,10 @@ size_t MaxMappingLength();
 void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterShm(Napi::Env env, Napi::Object exports);
 void RegisterIpcKey(Napi::Env env, Napi::Object exports);
+void RegisterWaiter(Napi::Env env, Napi::Object exports);
+void RegisterMsg(Napi::Env env, Napi::Object exports);
+void RegisterMqueue(Napi::Env env, Napi::Object exports);
+void RegisterSem(Napi::Env env, Napi::Object exports);
+void RegisterPoll(Napi::Env env, Napi::Object exports);
 
 }  // namespace interprocess

@@ -26,6 +26,38 @@ export interface ShmStatRaw {
   nattch: number;
 }
 
+export interface RawMessage {
+  type: number;
+  data: Buffer;
+}
+
+export interface MsgStatRaw {
+  key: number; uid: number; gid: number; cuid: number; cgid: number; mode: number;
+  stime: number; rtime: number; ctime: number;
+  cbytes: number; qnum: number; qbytes: number; lspid: number; lrpid: number;
+}
+
+export interface MqAttrRaw {
+  flags: number;
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+}
+
+export interface SemStatRaw {
+  key: number; uid: number; gid: number; cuid: number; cgid: number; mode: number;
+  otime: number; ctime: number; nsems: number;
+}
+
+export interface NativePoller {
+  start(readable: boolean, writable: boolean): number;
+  stop(): void;
+  close(): void;
+}
+
+/** An opaque POSIX semaphore handle (sem_t* guarded in native/sem.cc). */
+export type SemHandle = { readonly __semHandle: unique symbol };
+
 export interface NativeBinding {
   // descriptors, pipes and FIFOs (native/fd.cc)
   pipe(): [number, number] | number;
@@ -43,6 +75,49 @@ export interface NativeBinding {
   shmStat(id: number): ShmStatRaw | number;
   shmRemove(id: number): number;
   sysvConstants: { IPC_CREAT: number; IPC_EXCL: number; IPC_NOWAIT: number; IPC_PRIVATE: number };
+  // waits on waiter threads (native/waiter.cc)
+  cancelWait(id: number): void;
+  pendingWaits(): number;
+  // System V message queues (native/msg.cc)
+  msgget(key: number, flags: number): number;
+  msgsnd(id: number, type: number, data: Uint8Array, flags: number): number;
+  msgrcv(id: number, maxSize: number, type: number, flags: number): RawMessage | number;
+  msgsndWait(id: number, type: number, data: Uint8Array, flags: number, done: (r: number) => void): number;
+  msgrcvWait(id: number, maxSize: number, type: number, flags: number, done: (r: RawMessage | number) => void): number;
+  msgStat(id: number): MsgStatRaw | number;
+  msgSet(id: number, qbytes: number, uid: number, gid: number, mode: number): number;
+  msgRemove(id: number): number;
+  msgConstants: { MSG_NOERROR: number; MSG_EXCEPT: number };
+  // POSIX message queues (native/mqueue.cc)
+  mqOpen(name: string, oflag: number, mode: number, maxmsg: number, msgsize: number): number;
+  mqClose(q: number): number;
+  mqUnlink(name: string): number;
+  mqGetattr(q: number): MqAttrRaw | number;
+  mqSend(q: number, data: Uint8Array, priority: number): number;
+  mqReceive(q: number, size: number): { data: Buffer; priority: number } | number;
+  // descriptor readiness (native/poll.cc)
+  Poller: new (fd: number, callback: (status: number, readable: boolean, writable: boolean) => void) => NativePoller;
+  pollFd(fd: number, readable: boolean, writable: boolean, timeoutMs: number): number;
+  // semaphores (native/sem.cc)
+  semOpen(name: string, oflag: number, mode: number, value: number): SemHandle | number;
+  semClose(sem: SemHandle): number;
+  semUnlink(name: string): number;
+  semPost(sem: SemHandle): number;
+  semTryWait(sem: SemHandle): number;
+  semGetValue(sem: SemHandle): number;
+  semWaitSync(sem: SemHandle, timeoutMs: number): number;
+  semWait(sem: SemHandle, done: (r: number) => void): number;
+  semget(key: number, nsems: number, flags: number): number;
+  semop(id: number, ops: Int32Array, timeoutMs: number): number;
+  semopWait(id: number, ops: Int32Array, done: (r: number) => void): number;
+  semctlInt(id: number, num: number, cmd: number, value?: number): number;
+  semGetAll(id: number): number[] | number;
+  semSetAll(id: number, values: Uint16Array): number;
+  semStat(id: number): SemStatRaw | number;
+  semConstants: {
+    SEM_UNDO: number; GETVAL: number; SETVAL: number; GETNCNT: number; GETZCNT: number; GETPID: number;
+    IPC_RMID: number; SEM_VALUE_MAX: number; SEMVMX: number;
+  };
   // System V keys (native/ipckey.cc)
   ftok(path: string, projId: number): number | { errno: number };
   maxMappingLength: number;

@@ -1,0 +1,116 @@
+// Waiting for a descriptor with libuv (uv_poll): readiness of a POSIX queue,
+// later eventfds and sockets, without any thread. Also a blocking poll() for
+// the Sync forms.
+#include "common.h"
+
+#include <poll.h>
+#include <uv.h>
+
+namespace interprocess {
+
+namespace {
+
+// new Poller(fd, callback(status, readable, writable)); start(readable, writable); stop(); close().
+// The uv handle lives in its own allocation, freed by uv_close's callback,
+// because the JavaScript object may be collected before libuv is done with it.
+class Poller : public Napi::ObjectWrap<Poller> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Poller",
+                       {InstanceMethod("start", &Poller::Start), InstanceMethod("stop", &Poller::Stop),
+                        InstanceMethod("close", &Poller::Close)});
+  }
+
+  explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
+    int fd = static_cast<int>(ArgInt(info, 0));
+    if (!info[1].IsFunction()) throw Napi::TypeError::New(info.Env(), "callback must be a function");
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    uv_loop_t* loop;
+    napi_get_uv_event_loop(info.Env(), &loop);
+    handle_ = new uv_poll_t;
+    int err = uv_poll_init(loop, handle_, fd);
+    if (err != 0) {
+      delete handle_;
+      handle_ = nullptr;
+      throw Napi::Error::New(info.Env(), uv_strerror(err));
+    }
+    handle_->data = this;
+  }
+
+  ~Poller() override { CloseHandle(); }
+
+ private:
+  static void OnPoll(uv_poll_t* h, int status, int events) {
+    Poller* self = static_cast<Poller*>(h->data);
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    napi_value argv[] = {Napi::Number::New(env, status), Napi::Boolean::New(env, events & UV_READABLE),
+                         Napi::Boolean::New(env, events & UV_WRITABLE)};
+    napi_value ignored;
+    napi_make_callback(env, nullptr, self->Value(), self->callback_.Value(), 3, argv, &ignored);
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (!handle_) return Errno(info.Env(), EBADF);
+    int events = (ArgBool(info, 0) ? UV_READABLE : 0) | (ArgBool(info, 1) ? UV_WRITABLE : 0);
+    if (!active_) Ref();  // an active poll keeps this object (and its callback) alive
+    active_ = true;
+    return Napi::Number::New(info.Env(), uv_poll_start(handle_, events, OnPoll));
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    StopPolling();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseHandle();
+    return info.Env().Undefined();
+  }
+
+  void StopPolling() {
+    if (handle_) uv_poll_stop(handle_);
+    if (active_) {
+      active_ = false;
+      Unref();
+    }
+  }
+
+  void CloseHandle() {
+    if (!handle_) return;
+    StopPolling();
+    handle_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    handle_ = nullptr;
+  }
+
+  uv_poll_t* handle_ = nullptr;
+  bool active_ = false;
+  Napi::FunctionReference callback_;
+};
+
+// pollFd(fd, readable, writable, timeoutMs) -> revents bitmask (1 readable,
+// 2 writable, 4 error/hangup), 0 on timeout, or -errno. Blocks this thread:
+// for the Sync forms only. timeoutMs < 0 waits forever.
+Napi::Value PollFd(const Napi::CallbackInfo& info) {
+  struct pollfd p = {};
+  p.fd = static_cast<int>(ArgInt(info, 0));
+  p.events = static_cast<short>((ArgBool(info, 1) ? POLLIN : 0) | (ArgBool(info, 2) ? POLLOUT : 0));
+  int64_t ms = ArgInt(info, 3);
+  int timeout = ms < 0 ? -1 : (ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms));
+  int r = poll(&p, 1, timeout);
+  if (r < 0) return Errno(info.Env(), errno);
+  if (r == 0) return Napi::Number::New(info.Env(), 0);
+  int out = ((p.revents & POLLIN) ? 1 : 0) | ((p.revents & POLLOUT) ? 2 : 0) |
+            ((p.revents & (POLLERR | POLLHUP | POLLNVAL)) ? 4 : 0);
+  return Napi::Number::New(info.Env(), out);
+}
+
+}  // namespace
+
+void RegisterPoll(Napi::Env env, Napi::Object exports) {
+  exports.Set("Poller", Poller::Define(env));
+  exports.Set("pollFd", Napi::Function::New(env, PollFd, "pollFd"));
+}
+
+}  // namespace interprocess

@@ -1,0 +1,364 @@
+/**
+ * System V message queues: msgget, msgsnd, msgrcv, msgctl.
+ *
+ * A message is C's `struct { long mtype; char mtext[]; }`: `send(type, data)`
+ * puts exactly `data` in mtext, and a C program's msgsnd arrives here as
+ * `{ type, data }` with its mtext bytes (docs/sysv-message-queue.md).
+ *
+ * Every call first tries without waiting (IPC_NOWAIT) on the calling thread;
+ * only when it would block does the async form hand the call to a waiter
+ * thread (src/internal/blocking.ts), never a libuv pool thread.
+ */
+import { constants } from 'node:os';
+import { native, type MsgStatRaw, type RawMessage } from '../native.js';
+import { check, formatKey, invalidArgument, systemError, unwrap, TooLargeError } from '../errors.js';
+import { closedError } from '../internal/handle.js';
+import { PendingWaits, waitOnThread } from '../internal/blocking.js';
+import { pollUntilSync, timeoutError, type WaitOptions } from '../internal/wait.js';
+import * as v from '../internal/validate.js';
+import { procLimit } from '../internal/limits.js';
+import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
+
+const { IPC_CREAT, IPC_EXCL, IPC_NOWAIT } = native.sysvConstants;
+const { MSG_NOERROR, MSG_EXCEPT } = native.msgConstants;
+const { EAGAIN, ENOMSG, EINVAL, E2BIG } = constants.errno;
+
+/** The largest message the kernel accepts (msgmax; Linux default 8192 bytes). */
+export const MSGMAX = procLimit('/proc/sys/kernel/msgmax', 8192);
+/** A new queue's default capacity in bytes (msgmnb; Linux default 16384). */
+export const MSGMNB = procLimit('/proc/sys/kernel/msgmnb', 16384);
+
+export interface CreateOptions {
+  /** A key, `{ path, projId }` for ftok, or IPC_PRIVATE (the default): always a new queue. */
+  key?: Key;
+  /** Permission bits, default 0o600. */
+  mode?: number;
+  /** true (default): AlreadyExistsError if the key exists; false: open it instead. */
+  exclusive?: boolean;
+}
+
+export interface ReceiveOptions {
+  /**
+   * Which message (msgrcv's msgtyp): 0 (default) the first of any type; > 0
+   * the first of exactly that type; < 0 the first of the lowest type up to |type|.
+   */
+  type?: number;
+  /** MSG_EXCEPT: with type > 0, the first message of any other type. */
+  except?: boolean;
+  /**
+   * MSG_NOERROR: truncate a message longer than maxSize instead of failing.
+   * Without it, such a message makes the receive fail with a TooLargeError
+   * (E2BIG) and stays in the queue.
+   */
+  noError?: boolean;
+  /** Largest mtext accepted, in bytes (default msgmax). */
+  maxSize?: number;
+}
+
+export interface Message {
+  /** mtype: a positive integer. */
+  type: number;
+  /** mtext. */
+  data: Buffer;
+}
+
+/** The queue's `msqid_ds`, field names as in C without the `msg_` prefix. */
+export interface MsqStat {
+  id: number;
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  /** Last send, last receive (null if never), last change. */
+  stime: Date | null;
+  rtime: Date | null;
+  ctime: Date;
+  /** Bytes currently in the queue (__msg_cbytes). */
+  cbytes: number;
+  /** Messages currently in the queue. */
+  qnum: number;
+  /** The queue's capacity in bytes. */
+  qbytes: number;
+  /** Pid of the last msgsnd and of the last msgrcv. */
+  lspid: number;
+  lrpid: number;
+}
+
+function toStat(id: number, r: MsgStatRaw): MsqStat {
+  const date = (s: number): Date | null => (s === 0 ? null : new Date(s * 1000));
+  return {
+    id,
+    key: r.key,
+    uid: r.uid,
+    gid: r.gid,
+    cuid: r.cuid,
+    cgid: r.cgid,
+    mode: r.mode,
+    stime: date(r.stime),
+    rtime: date(r.rtime),
+    ctime: new Date(r.ctime * 1000),
+    cbytes: r.cbytes,
+    qnum: r.qnum,
+    qbytes: r.qbytes,
+    lspid: r.lspid,
+    lrpid: r.lrpid,
+  };
+}
+
+function payload(data: unknown): Uint8Array {
+  if (typeof data === 'string') return Buffer.from(data);
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw invalidArgument('message data must be a Buffer, TypedArray, DataView or string', 'ERR_INVALID_ARG_TYPE');
+}
+
+interface ReceiveArgs {
+  type: number;
+  flags: number;
+  maxSize: number;
+}
+
+export class MessageQueue implements Disposable {
+  /** The queue id (msqid), as `ipcs -q` shows it. */
+  readonly id: number;
+  /** The key it was created or opened with (IPC_PRIVATE when opened by id). */
+  readonly key: number;
+  #closed = false;
+  readonly #pending = new PendingWaits();
+
+  private constructor(id: number, key: number) {
+    this.id = id;
+    this.key = key;
+  }
+
+  /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`. */
+  static create(options: CreateOptions = {}): MessageQueue {
+    const mode = v.mode(options.mode, 0o600);
+    const exclusive = v.bool(options.exclusive, 'exclusive', true);
+    const key = options.key === undefined ? IPC_PRIVATE : resolveKey(options.key);
+    return new MessageQueue(check(native.msgget(key, IPC_CREAT | (exclusive ? IPC_EXCL : 0) | mode), 'msgget', { key }), key);
+  }
+
+  /** Opens the existing queue with this key (`msgget(key, 0)`). */
+  static open(key: Key): MessageQueue {
+    const k = resolveKey(key);
+    if (k === IPC_PRIVATE) throw invalidArgument('IPC_PRIVATE names no existing queue: use MessageQueue.fromId(id)');
+    return new MessageQueue(check(native.msgget(k, 0), 'msgget', { key: k }), k);
+  }
+
+  /** A handle on the queue with this id (checked with IPC_STAT). */
+  static fromId(id: number): MessageQueue {
+    v.nonNegativeInt(id, 'id');
+    return new MessageQueue(id, MessageQueue.stat(id).key);
+  }
+
+  /** `msgctl(id, IPC_STAT)`. */
+  static stat(id: number): MsqStat {
+    v.nonNegativeInt(id, 'id');
+    return toStat(id, unwrap(native.msgStat(id), 'msgctl', {}));
+  }
+
+  /** `msgctl(id, IPC_RMID)`: removes the queue now; waiters get a RemovedError. */
+  static remove(id: number): void {
+    v.nonNegativeInt(id, 'id');
+    check(native.msgRemove(id), 'msgctl', {});
+  }
+
+  get #where(): { key: number } {
+    return { key: this.key };
+  }
+
+  #open(): void {
+    if (this.#closed) throw closedError('message queue handle', this.#where);
+  }
+
+  /** The queue's current `msqid_ds`. */
+  stat(): MsqStat {
+    this.#open();
+    return toStat(this.id, unwrap(native.msgStat(this.id), 'msgctl', this.#where));
+  }
+
+  /**
+   * IPC_SET: change the capacity in bytes (raising it past msgmnb needs
+   * CAP_SYS_RESOURCE), and optionally owner and mode.
+   */
+  set(changes: { maxBytes?: number; uid?: number; gid?: number; mode?: number }): void {
+    this.#open();
+    const cur = this.stat();
+    const qbytes = changes.maxBytes === undefined ? cur.qbytes : v.nonNegativeInt(changes.maxBytes, 'maxBytes', 0xffffffff);
+    const uid = changes.uid === undefined ? cur.uid : v.nonNegativeInt(changes.uid, 'uid', 0xffffffff);
+    const gid = changes.gid === undefined ? cur.gid : v.nonNegativeInt(changes.gid, 'gid', 0xffffffff);
+    const mode = v.mode(changes.mode, cur.mode & 0o777);
+    check(native.msgSet(this.id, qbytes, uid, gid, mode), 'msgctl', this.#where);
+  }
+
+  /** Shorthand for `set({ maxBytes })`. */
+  setMaxBytes(maxBytes: number): void {
+    this.set({ maxBytes });
+  }
+
+  #sendArgs(type: unknown, data: unknown): Uint8Array {
+    this.#open();
+    v.intInRange(type, 'message type', 1, Number.MAX_SAFE_INTEGER);
+    const bytes = payload(data);
+    if (bytes.byteLength > MSGMAX) {
+      throw new TooLargeError('EINVAL', {
+        errno: -EINVAL,
+        syscall: 'msgsnd',
+        ...this.#where,
+        message: `message of ${bytes.byteLength} bytes exceeds msgmax (${MSGMAX} bytes), msgsnd key ${formatKey(this.key)}`,
+      });
+    }
+    return bytes;
+  }
+
+  /** A message larger than the queue's capacity would wait forever: refuse it. */
+  #checkFits(bytes: Uint8Array): void {
+    const qbytes = this.stat().qbytes;
+    if (bytes.byteLength > qbytes) {
+      throw new TooLargeError('EINVAL', {
+        errno: -EINVAL,
+        syscall: 'msgsnd',
+        ...this.#where,
+        message: `message of ${bytes.byteLength} bytes can never fit in this queue (capacity ${qbytes} bytes), msgsnd key ${formatKey(this.key)}`,
+      });
+    }
+  }
+
+  /** `msgsnd(IPC_NOWAIT)`: false if the queue is full. */
+  trySend(type: number, data: Uint8Array | ArrayBufferView | string): boolean {
+    const bytes = this.#sendArgs(type, data);
+    const r = native.msgsnd(this.id, type, bytes, IPC_NOWAIT);
+    if (r === -EAGAIN) {
+      this.#checkFits(bytes);
+      return false;
+    }
+    check(r, 'msgsnd', this.#where);
+    return true;
+  }
+
+  /** Sends a message, waiting (without blocking the event loop) while the queue is full. */
+  async send(type: number, data: Uint8Array | ArrayBufferView | string, options?: WaitOptions): Promise<void> {
+    if (this.trySend(type, data)) return;
+    const bytes = payload(data);
+    await waitOnThread<number>((done) => native.msgsndWait(this.id, type, bytes, 0, done), options, 'msgsnd', this.#where, this.#pending);
+  }
+
+  /** Sends a message, blocking this thread while the queue is full. */
+  sendSync(type: number, data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
+    if (this.trySend(type, data)) return;
+    const bytes = payload(data);
+    if (options?.timeout === undefined) {
+      check(native.msgsnd(this.id, type, bytes, 0), 'msgsnd', this.#where);
+      return;
+    }
+    pollUntilSync(() => (this.trySend(type, bytes) ? true : undefined), options, () => timeoutError('msgsnd', this.#where));
+  }
+
+  #receiveArgs(o: ReceiveOptions | undefined): ReceiveArgs {
+    this.#open();
+    const type = o?.type === undefined ? 0 : v.intInRange(o.type, 'type', -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    const except = v.bool(o?.except, 'except', false);
+    if (except && type <= 0) throw invalidArgument('except (MSG_EXCEPT) needs a positive type');
+    const noError = v.bool(o?.noError, 'noError', false);
+    const maxSize = o?.maxSize === undefined ? MSGMAX : v.nonNegativeInt(o.maxSize, 'maxSize', 0x7fffffff);
+    return { type, flags: (except ? MSG_EXCEPT : 0) | (noError ? MSG_NOERROR : 0), maxSize };
+  }
+
+  #received(r: RawMessage | number, a: ReceiveArgs): Message | undefined {
+    if (r === -ENOMSG) return undefined;
+    if (r === -E2BIG) {
+      throw systemError(r, 'msgrcv', {
+        ...this.#where,
+        message: `E2BIG: the next matching message is longer than maxSize (${a.maxSize} bytes); it stays in the queue (use noError to truncate), msgrcv key ${formatKey(this.key)}`,
+      }, TooLargeError);
+    }
+    return unwrap(r, 'msgrcv', this.#where);
+  }
+
+  /** `msgrcv(IPC_NOWAIT)`: undefined if no matching message is waiting. */
+  tryReceive(options?: ReceiveOptions): Message | undefined {
+    const a = this.#receiveArgs(options);
+    return this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags | IPC_NOWAIT), a);
+  }
+
+  /**
+   * Receives the next matching message, waiting on a waiter thread (not the
+   * event loop, not libuv's pool) until one arrives. A timeout or abort
+   * removes nothing from the queue.
+   */
+  async receive(options?: ReceiveOptions & WaitOptions): Promise<Message> {
+    const a = this.#receiveArgs(options);
+    const now = this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags | IPC_NOWAIT), a);
+    if (now) return now;
+    const r = await waitOnThread<RawMessage | number>(
+      (done) => native.msgrcvWait(this.id, a.maxSize, a.type, a.flags, done),
+      options,
+      'msgrcv',
+      this.#where,
+      this.#pending,
+    ).catch((err: unknown) => {
+      if (err instanceof Error && (err as { errno?: number }).errno === -E2BIG) return -E2BIG;
+      throw err;
+    });
+    return this.#received(r, a)!;
+  }
+
+  /** Receives the next matching message, blocking this thread until one arrives. */
+  receiveSync(options?: ReceiveOptions & { timeout?: number }): Message {
+    const a = this.#receiveArgs(options);
+    if (options?.timeout === undefined) return this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags), a)!;
+    return pollUntilSync(() => this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags | IPC_NOWAIT), a), options, () =>
+      timeoutError('msgrcv', this.#where),
+    );
+  }
+
+  /**
+   * Messages as they arrive, until the handle is closed, the signal aborts
+   * (the loop then ends quietly) or the queue is removed (RemovedError).
+   */
+  async *messages(options?: ReceiveOptions & { signal?: AbortSignal }): AsyncGenerator<Message, void, undefined> {
+    const signal = options?.signal;
+    while (!this.#closed && !signal?.aborted) {
+      try {
+        yield await this.receive(options);
+      } catch (err) {
+        if (this.#closed || signal?.aborted) return;
+        throw err;
+      }
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    return this.messages();
+  }
+
+  /** Removes the queue (IPC_RMID). */
+  remove(): void {
+    this.#open();
+    check(native.msgRemove(this.id), 'msgctl', this.#where);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Number of async sends/receives still waiting on this handle. */
+  get pendingWaits(): number {
+    return this.#pending.size;
+  }
+
+  /** Ends this handle: pending waits reject (EBADF), taking nothing. The queue itself stays. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending.cancelAll(closedError('message queue handle', this.#where));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
