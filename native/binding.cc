@@ -7,11 +7,17 @@
 #include <sys/shm.h>
 #include <v8.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace interprocess {
 
 namespace {
+
+// Bytes unmapped by ReleaseMapping and not yet reported to V8. The deleter
+// may run on any thread, where V8's accounting must not be touched, so the
+// next mapping made on a JavaScript thread settles the difference.
+std::atomic<int64_t> g_released_bytes{0};
 
 void ReleaseMapping(void* data, size_t length, void* deleter_data) {
   // May run on any thread, after every isolate dropped the buffer.
@@ -19,6 +25,7 @@ void ReleaseMapping(void* data, size_t length, void* deleter_data) {
     shmdt(data);
   else
     munmap(data, length);
+  g_released_bytes.fetch_add(static_cast<int64_t>(length));
 }
 
 // napi_value is, in every Node release, the address of a V8 handle slot; this
@@ -36,6 +43,12 @@ size_t MaxMappingLength() {
 }
 
 Napi::Value WrapMapping(Napi::Env env, void* addr, size_t length, MappingKind kind) {
+  // V8 does not count external backing stores: report mappings as external
+  // memory so that churning them (create, drop, create...) makes the garbage
+  // collector run and unmap the dropped ones, instead of piling them up.
+  int64_t released = g_released_bytes.exchange(0);
+  int64_t ignored;
+  napi_adjust_external_memory(env, static_cast<int64_t>(length) - released, &ignored);
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
       addr, length, ReleaseMapping, reinterpret_cast<void*>(static_cast<intptr_t>(kind)));

@@ -85,7 +85,30 @@ const families: Record<string, IpcErrorClass> = {
   EPIPE: PeerGoneError,
 };
 
-const systemErrors = getSystemErrorMap();
+const systemErrors = getSystemErrorMap(); // a fresh Map on every call: ours to extend
+
+// libuv's table (what Node's getSystemErrorMap returns) only knows the errnos
+// of files and sockets: EIDRM, ENOMSG, EDEADLK, EOWNERDEAD... from System V
+// and mutex calls are missing, and would otherwise come out as 'E43' and never
+// reach their family. These fill the gap with glibc's strerror texts (in
+// libuv's lower case); 130 and 131 are Linux's numbers, which
+// os.constants.errno leaves out.
+const otherErrnos: Record<string, [number | undefined, string]> = {
+  EIDRM: [constants.errno.EIDRM, 'identifier removed'],
+  ENOMSG: [constants.errno.ENOMSG, 'no message of desired type'],
+  EDEADLK: [constants.errno.EDEADLK, 'resource deadlock avoided'],
+  EOWNERDEAD: [130, 'owner died'],
+  ENOTRECOVERABLE: [131, 'state not recoverable'],
+  ENOLCK: [constants.errno.ENOLCK, 'no locks available'],
+  ETIME: [constants.errno.ETIME, 'timer expired'],
+};
+for (const [name, [n, text]] of Object.entries(otherErrnos)) {
+  if (n !== undefined && !systemErrors.has(-n)) systemErrors.set(-n, [name, text]);
+}
+// Any other errno this platform names still gets its name (its text stays generic).
+for (const [name, n] of Object.entries(constants.errno)) {
+  if (!systemErrors.has(-n)) systemErrors.set(-n, [name, 'system error']);
+}
 
 function describe(code: string, o: IpcErrorOptions): string {
   const text = o.errno !== undefined ? systemErrors.get(o.errno)?.[1] ?? 'unknown error' : 'error';

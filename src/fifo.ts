@@ -16,7 +16,7 @@ import { native } from './native.js';
 import { check, fromNodeError, InvalidArgumentError } from './errors.js';
 import { closeQuietly, fileKind, streamFromFd } from './internal/stream.js';
 import * as v from './internal/validate.js';
-import { pollUntil, pollUntilSync, timeoutError, type WaitOptions } from './internal/wait.js';
+import { abortError, pollUntil, pollUntilSync, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import type { PipeReader, PipeWriter } from './pipe.js';
 
 export type FifoPath = string | URL | Buffer;
@@ -98,6 +98,11 @@ export function tryOpenFifoWriter(path: FifoPath): PipeWriter | undefined {
  */
 export async function openFifoWriter(path: FifoPath, options?: WaitOptions): Promise<PipeWriter> {
   const p = v.path(path, 'path');
+  // Options are checked, and an already-aborted signal honoured, before any
+  // system call: as in fs/promises, an aborted call touches nothing.
+  timeoutOf(options);
+  const signal = signalOf(options);
+  if (signal?.aborted) throw abortError(signal);
   requireFifo(p);
   const fd = await pollUntil(() => openFifoFd(p, fsc.O_WRONLY), options, () => timeoutError('open', { path: p }));
   return streamFromFd(fd, 'write');
@@ -106,6 +111,7 @@ export async function openFifoWriter(path: FifoPath, options?: WaitOptions): Pro
 /** {@link openFifoWriter} that blocks the calling thread while it waits (timeout only). */
 export function openFifoWriterSync(path: FifoPath, options?: { timeout?: number }): PipeWriter {
   const p = v.path(path, 'path');
+  timeoutOf(options);
   requireFifo(p);
   const fd = pollUntilSync(() => openFifoFd(p, fsc.O_WRONLY), options, () => timeoutError('open', { path: p }));
   return streamFromFd(fd, 'write');

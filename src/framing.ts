@@ -116,7 +116,8 @@ export class FrameParser {
     return `${this.#headerBytes} of ${FRAME_HEADER_SIZE} header bytes`;
   }
 
-  push(chunk: Buffer): void {
+  push(input: Uint8Array): void {
+    const chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     let at = 0;
     while (at < chunk.length) {
       if (this.#skip > 0) {
@@ -163,9 +164,17 @@ function truncated(parser: FrameParser): PeerGoneError {
 }
 
 /**
+ * Frames up to this size leave a FrameEncoder as one chunk (header and payload
+ * copied together), so the stream it is piped to makes one write() per frame;
+ * larger payloads are passed on uncopied, after their header.
+ */
+const COALESCE_LIMIT = 64 * 1024;
+
+/**
  * Transform: each written chunk (Buffer, Uint8Array or string) becomes one
- * frame. An oversize chunk makes `write()` throw a TooLargeError at once, as
- * Node's streams do for a chunk of the wrong type; the stream stays usable.
+ * frame. An oversize chunk makes `write()` (or `end(chunk)`) throw a
+ * TooLargeError at once, as Node's streams do for a chunk of the wrong type;
+ * the stream stays usable.
  */
 export class FrameEncoder extends Transform {
   readonly maxFrameSize: number;
@@ -180,10 +189,23 @@ export class FrameEncoder extends Transform {
     return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb);
   }
 
+  // Writable.end(chunk) writes the chunk without going through this.write().
+  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') checkedPayload(chunk as FramePayload, this.maxFrameSize);
+    return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
+  }
+
   override _transform(chunk: FramePayload, _encoding: BufferEncoding, callback: TransformCallback): void {
     const bytes = toBytes(chunk);
-    this.push(header(bytes.byteLength));
-    if (bytes.byteLength > 0) this.push(bytes);
+    if (bytes.byteLength <= COALESCE_LIMIT) {
+      const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + bytes.byteLength);
+      frame.writeUInt32BE(bytes.byteLength, 0);
+      frame.set(bytes, FRAME_HEADER_SIZE);
+      this.push(frame);
+    } else {
+      this.push(header(bytes.byteLength));
+      this.push(bytes);
+    }
     callback();
   }
 }
@@ -236,7 +258,7 @@ export class FrameReader implements AsyncIterable<Buffer> {
 
   constructor(stream: Readable, options?: FramingOptions & { highWaterMark?: number }) {
     this.#stream = stream;
-    this.#highWaterMark = options?.highWaterMark ?? 16;
+    this.#highWaterMark = options?.highWaterMark === undefined ? 16 : intInRange(options.highWaterMark, 'highWaterMark', 1, 2 ** 31 - 1);
     this.#parser = new FrameParser(options, (frame) => this.#deliver({ frame }), (error) => this.#deliver({ error }));
     stream.on('data', (chunk: Buffer | string) => {
       this.#parser.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
@@ -245,6 +267,8 @@ export class FrameReader implements AsyncIterable<Buffer> {
     stream.on('end', () => this.#finish(this.#parser.midFrame ? truncated(this.#parser) : undefined));
     stream.on('error', (err) => this.#finish(err));
     stream.on('close', () => this.#finish(this.#parser.midFrame ? truncated(this.#parser) : undefined));
+    // Already ended or destroyed: no data will come, and 'end' may be past.
+    if (stream.readableEnded || stream.destroyed) this.#finish(undefined);
   }
 
   #deliver(slot: Slot): void {
@@ -281,8 +305,9 @@ export class FrameReader implements AsyncIterable<Buffer> {
     }
   }
 
-  /** Destroys the underlying stream; pending reads resolve with null. */
+  /** Destroys the underlying stream; pending and later reads resolve with null (unread frames are dropped). */
   close(): void {
+    this.#queue.length = 0;
     this.#stream.destroy();
     this.#finish(undefined);
   }

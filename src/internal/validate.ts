@@ -1,4 +1,5 @@
 /** Argument checks that run before any system call. */
+import { fileURLToPath } from 'node:url';
 import { invalidArgument, TooLargeError } from '../errors.js';
 
 function show(v: unknown): string {
@@ -9,7 +10,7 @@ function show(v: unknown): string {
 
 /**
  * A POSIX IPC object name: '/' then 1..maxBytes bytes, no other '/', no NUL.
- * (glibc allows 253 bytes for shm_open, 251 for sem_open; the kernel 255 for mq_open.)
+ * (shm_open and mq_open take 255 bytes (NAME_MAX), sem_open 251 (glibc adds "sem.").)
  */
 export function posixName(name: unknown, what: string, maxBytes: number): string {
   if (typeof name !== 'string') throw invalidArgument(`${what} name must be a string, got ${show(name)}`, 'ERR_INVALID_ARG_TYPE');
@@ -31,7 +32,13 @@ export function path(p: unknown, what: string): string {
   if (typeof p !== 'string' && !(p instanceof URL) && !Buffer.isBuffer(p)) {
     throw invalidArgument(`${what} must be a string, got ${show(p)}`, 'ERR_INVALID_ARG_TYPE');
   }
-  const s = p instanceof URL ? decodeURIComponent(p.pathname) : p.toString();
+  if (p instanceof URL && p.protocol !== 'file:') throw invalidArgument(`${what} URL must use the file: protocol, got ${p.protocol}`);
+  let s: string;
+  try {
+    s = p instanceof URL ? fileURLToPath(p) : p.toString();
+  } catch (err) {
+    throw invalidArgument(`${what}: ${(err as Error).message}`);
+  }
   if (s.length === 0) throw invalidArgument(`${what} must not be empty`);
   if (s.includes('\0')) throw invalidArgument(`${what} must not contain NUL characters`);
   return s;

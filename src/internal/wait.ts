@@ -2,7 +2,7 @@
  * Timeouts and AbortSignals for every operation that can wait. One shape for
  * the whole package: `{ timeout?: number, signal?: AbortSignal }`, timeout in ms.
  */
-import { AbortError, TimeoutError, invalidArgument } from '../errors.js';
+import { AbortError, TimeoutError, formatKey, invalidArgument } from '../errors.js';
 import { constants } from 'node:os';
 
 export interface WaitOptions {
@@ -33,7 +33,9 @@ export function abortError(signal: AbortSignal): AbortError {
 }
 
 export function timeoutError(syscall: string, where: { path?: string; key?: number } = {}): TimeoutError {
-  return new TimeoutError('ETIMEDOUT', { errno: -constants.errno.ETIMEDOUT, syscall, ...where });
+  // libuv's text for ETIMEDOUT ("connection timed out") is about sockets.
+  const place = where.path !== undefined ? ` '${where.path}'` : where.key !== undefined ? ` key ${formatKey(where.key)}` : '';
+  return new TimeoutError('ETIMEDOUT', { errno: -constants.errno.ETIMEDOUT, syscall, ...where, message: `ETIMEDOUT: timed out, ${syscall}${place}` });
 }
 
 /**

@@ -11,7 +11,7 @@ import { native, type SemHandle } from '../native.js';
 import { check, systemError, unwrap, TooLargeError } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import { PendingWaits, waitOnThread } from '../internal/blocking.js';
-import { timeoutOf, type WaitOptions } from '../internal/wait.js';
+import { timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { constants as fsc } from 'node:fs';
 
@@ -118,7 +118,7 @@ export class Semaphore implements Disposable {
   waitSync(options?: { timeout?: number }): void {
     const timeout = timeoutOf(options);
     const r = native.semWaitSync(this.#handle(), timeout === Infinity ? -1 : Math.ceil(timeout));
-    if (r === -ETIMEDOUT) throw systemError(r, 'sem_clockwait', this.#where);
+    if (r === -ETIMEDOUT) throw timeoutError('sem_clockwait', this.#where);
     check(r, 'sem_wait', this.#where);
   }
 

@@ -10,7 +10,7 @@
  */
 import { fstatSync, ftruncateSync, type Stats, constants as fsc } from 'node:fs';
 import { native } from '../native.js';
-import { check, fromNodeError, invalidArgument, systemError, unwrap, InvalidArgumentError, TooLargeError } from '../errors.js';
+import { check, fromNodeError, invalidArgument, systemError, unwrap, IpcError, InvalidArgumentError, TooLargeError } from '../errors.js';
 import { constants } from 'node:os';
 import { closeQuietly } from '../internal/stream.js';
 import { closedError } from '../internal/handle.js';
@@ -18,8 +18,15 @@ import * as v from '../internal/validate.js';
 
 const { EEXIST, ENOENT, ENOSPC, EFBIG, EINVAL } = constants.errno;
 
-/** glibc accepts at most 253 bytes after the leading '/' (NAME_MAX - 2). */
-export const MAX_NAME_BYTES = 253;
+/**
+ * Longest name accepted, in bytes after the leading '/': NAME_MAX (255), since
+ * the object is the file /dev/shm/<name>. glibc 2.34 and later pass such a
+ * name through (measured with glibc 2.36: 255 bytes is created, 256 fails with
+ * ENAMETOOLONG from the kernel); older glibc stops at 253 and reports EINVAL
+ * itself for 254 and 255. Checking for 253 here would reject names a C program
+ * on a current system creates.
+ */
+export const MAX_NAME_BYTES = 255;
 
 export interface CreateOptions {
   /** Size in bytes (> 0). */
@@ -43,10 +50,23 @@ export interface CreateOptions {
 export interface OpenOptions {
   /**
    * Open O_RDONLY (for an object you may only read). The mapping is then
-   * copy-on-write: reads see the object, writes stay private to this process.
-   * (A truly read-only page would kill the process on a stray write.)
+   * copy-on-write (MAP_PRIVATE): writes never reach the object and do not
+   * fault; they stay private to this process. Reads see the object, including
+   * later changes made by other processes, page by page until this process
+   * writes to a page: from then on that page is a private copy and no longer
+   * shows others' changes. (A truly read-only page would kill the process on
+   * a stray write.)
    */
   readOnly?: boolean;
+}
+
+/**
+ * Errors from Node's fs become this package's; errors already ours pass
+ * unchanged (rebuilding them from their errno would drop their message, and
+ * the family chosen for them, e.g. the "has size 0" explanation).
+ */
+function asIpcError(err: unknown, where: { path: string }): unknown {
+  return err instanceof IpcError ? err : fromNodeError(err, where);
 }
 
 export class SharedMemory implements Disposable {
@@ -88,11 +108,13 @@ export class SharedMemory implements Disposable {
       if (fd === -ENOENT /* unlinked meanwhile */ && attempt < 3) continue;
       check(fd, 'shm_open', where);
       try {
-        if (fstatSync(fd).size === 0) ftruncateSync(fd, size);
+        // Sized like a new object, reservation included: another process
+        // mapping it must not meet SIGBUS on a full /dev/shm either.
+        if (fstatSync(fd).size === 0) SharedMemory.#setSize(name, fd, size, reserve);
         return SharedMemory.#mapExisting(name, fd, false, false);
       } catch (err) {
         closeQuietly(fd);
-        throw fromNodeError(err, where);
+        throw asIpcError(err, where);
       }
     }
   }
@@ -100,13 +122,14 @@ export class SharedMemory implements Disposable {
   /** Opens an existing object and maps all of it. */
   static open(name: string, options: OpenOptions = {}): SharedMemory {
     v.posixName(name, 'shared memory', MAX_NAME_BYTES);
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object', 'ERR_INVALID_ARG_TYPE');
     const readOnly = v.bool(options.readOnly, 'readOnly', false);
     const fd = check(native.shmOpen(name, readOnly ? fsc.O_RDONLY : fsc.O_RDWR, 0), 'shm_open', { path: name });
     try {
       return SharedMemory.#mapExisting(name, fd, false, readOnly);
     } catch (err) {
       closeQuietly(fd);
-      throw fromNodeError(err, { path: name });
+      throw asIpcError(err, { path: name });
     }
   }
 
@@ -119,25 +142,35 @@ export class SharedMemory implements Disposable {
   static #initNew(name: string, fd: number, size: number, reserve: boolean): SharedMemory {
     const where = { path: name };
     try {
-      try {
-        ftruncateSync(fd, size);
-      } catch (err) {
-        throw fromNodeError(err, where);
-      }
-      if (reserve) {
-        const r = native.fallocate(fd, size);
-        if (r < 0) {
-          throw r === -ENOSPC || r === -EFBIG
-            ? systemError(r, 'posix_fallocate', { ...where, message: `${r === -ENOSPC ? 'ENOSPC' : 'EFBIG'}: ${size} bytes do not fit in the shared memory filesystem, posix_fallocate '${name}'` }, TooLargeError)
-            : systemError(r, 'posix_fallocate', where);
-        }
-      }
+      SharedMemory.#setSize(name, fd, size, reserve);
       return new SharedMemory(name, fd, unwrap(native.map(fd, size, false), 'mmap', where), true, false);
     } catch (err) {
       // Nothing half-made is left behind under the name.
       native.shmUnlink(name);
       closeQuietly(fd);
       throw err;
+    }
+  }
+
+  /**
+   * Gives the object its size. With `reserve`, posix_fallocate comes first:
+   * it sets the size only if every page could be reserved, so a failure
+   * (ENOSPC) leaves the object as it was, never sized with missing pages.
+   */
+  static #setSize(name: string, fd: number, size: number, reserve: boolean): void {
+    const where = { path: name };
+    if (reserve) {
+      const r = native.fallocate(fd, size);
+      if (r < 0) {
+        throw r === -ENOSPC || r === -EFBIG
+          ? systemError(r, 'posix_fallocate', { ...where, message: `${r === -ENOSPC ? 'ENOSPC' : 'EFBIG'}: ${size} bytes do not fit in the shared memory filesystem, posix_fallocate '${name}'` }, TooLargeError)
+          : systemError(r, 'posix_fallocate', where);
+      }
+    }
+    try {
+      ftruncateSync(fd, size); // exact size whatever fallocate did (a no-op after it on tmpfs)
+    } catch (err) {
+      throw fromNodeError(err, where);
     }
   }
 

@@ -12,7 +12,7 @@ import { native, type SemStatRaw } from '../native.js';
 import { check, invalidArgument, systemError, unwrap, TooLargeError } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import { PendingWaits, waitOnThread } from '../internal/blocking.js';
-import { timeoutOf, type WaitOptions } from '../internal/wait.js';
+import { timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { procFields } from '../internal/limits.js';
 import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
@@ -284,7 +284,7 @@ export class SemaphoreSet implements Disposable {
     const noWait = (Array.isArray(ops) ? ops : [ops]).some((o) => o.noWait);
     throw noWait || timeout === Infinity
       ? systemError(-EAGAIN, 'semop', this.#where)
-      : systemError(-constants.errno.ETIMEDOUT, 'semtimedop', this.#where);
+      : timeoutError('semtimedop', this.#where);
   }
 
   /** Waits until semaphore `num` can be decremented by one (P), then does it. */
