@@ -4,13 +4,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { root, run, shmEntries, sysvShmIds } from './helpers.js';
+import { root, run, shmEntries, sysvIds, sysvShmIds } from './helpers.js';
 
 const cli = join(root, 'dist', 'cli', 'main.js');
 const demoTempDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith('interprocess-demo-'));
 
 test('demo walks through pipes, FIFOs and shared memory between real processes and leaves nothing behind', async () => {
   const segmentsBefore = sysvShmIds();
+  const queuesBefore = sysvIds('msg');
+  const setsBefore = sysvIds('sem');
   const dirsBefore = demoTempDirs();
   const r = await run(process.execPath, [cli, 'demo']);
   assert.equal(r.code, 0, r.stderr);
@@ -28,16 +30,28 @@ test('demo walks through pipes, FIFOs and shared memory between real processes a
   assert.match(out, /^\[child \d+\] opened \/interprocess-demo-\d+; Received: Hello, Shared Memory$/m);
   assert.match(out, /^\[parent \d+\] read back: "Hello back from the child"/m);
   assert.match(out, /^\[child \d+\] attached segment \d+ by key; Received: Hello, Shared Memory$/m);
+  // Message queues: typed System V messages both ways; POSIX delivery in priority order.
+  assert.match(out, /^\[child \d+\] msgrcv type 1 from queue \d+; Received: Hello, Message Queue$/m);
+  assert.match(out, /^\[parent \d+\] got type 2: "Hello back, type 2"$/m);
+  assert.match(out, /mq_receive: "urgent" \(priority 9\)\n.*mq_receive: "normal" \(priority 5\)\n.*mq_receive: "routine" \(priority 1\)/);
+  // Semaphores: strict turns, SEM_UNDO recovery after SIGKILL, ping-pong.
+  assert.match(out, /leaving critical section\n\[child \d+\] entering critical section\n\[child \d+\] leaving critical section/);
+  assert.match(out, /semctl\(GETNCNT\) = 1$/m);
+  assert.match(out, /^\[parent \d+\] entered: the kernel undid the dead child's operation$/m);
+  assert.match(out, /pong 3 \(sem_post/);
 
   // Every child is a different process from the parent, and from each other.
   const parents = pid('parent', /.*/);
   const children = pid('child', /.*/);
   assert.equal(parents.size, 1);
-  assert.ok(children.size >= 4, `expected at least 4 child processes, saw ${children.size}`);
+  assert.ok(children.size >= 9, `expected at least 9 child processes, saw ${children.size}`);
   for (const c of children) assert.ok(!parents.has(c));
 
   assert.deepEqual(shmEntries('/interprocess-demo-'), []);
+  assert.deepEqual(shmEntries('/sem.interprocess-demo-'), [], 'no POSIX semaphore left');
   assert.deepEqual([...sysvShmIds()].filter((id) => !segmentsBefore.has(id)), []);
+  assert.deepEqual([...sysvIds('msg')].filter((id) => !queuesBefore.has(id)), [], 'no System V queue left');
+  assert.deepEqual([...sysvIds('sem')].filter((id) => !setsBefore.has(id)), [], 'no System V semaphore set left');
   assert.deepEqual(demoTempDirs().filter((d) => !dirsBefore.includes(d)), []);
 });
 
@@ -52,7 +66,7 @@ test('an unknown mechanism is rejected with a clear message and a non-zero exit'
   const r = await run(process.execPath, [cli, 'demo', 'carrier-pigeon']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /carrier-pigeon/);
-  assert.match(r.stderr, /pipe, fifo, shm/);
+  assert.match(r.stderr, /pipe, fifo, shm, msg, sem/);
 });
 
 test('--help lists the demo command, --version prints the package version', async () => {

@@ -85,10 +85,15 @@ export function shmEntries(prefix: string): string[] {
   return readdirSync('/dev/shm').filter((f) => f.startsWith(prefix.replace(/^\//, '')));
 }
 
-/** Ids of all System V shared memory segments (from /proc/sysvipc/shm). */
-export function sysvShmIds(): Set<number> {
-  const lines = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n').slice(1);
+/** Ids of all System V objects of one kind (from /proc/sysvipc/shm, msg or sem). */
+export function sysvIds(kind: 'shm' | 'msg' | 'sem'): Set<number> {
+  const lines = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1);
   return new Set(lines.filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[1])));
+}
+
+/** Ids of all System V shared memory segments. */
+export function sysvShmIds(): Set<number> {
+  return sysvIds('shm');
 }
 
 /** Resolves when `child` writes a line matching `pattern` to stdout. */

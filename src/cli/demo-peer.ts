@@ -54,12 +54,61 @@ function sysvShmPeer(out: Out, keyFile: string): void {
   seg.close();
 }
 
+async function sysvMsgPeer(out: Out, keyFile: string): Promise<void> {
+  const q = sysv.MessageQueue.open({ path: keyFile, projId: 65 });
+  const m = await q.receive({ type: 1, timeout: 10_000 });
+  child(out, `msgrcv type 1 from queue ${q.id}; Received: ${m.data.toString()}`);
+  await q.send(2, 'Hello back, type 2');
+  child(out, 'msgsnd type 2: "Hello back, type 2"');
+  q.close();
+}
+
+async function posixMqPeer(out: Out, name: string): Promise<void> {
+  const mq = posix.MessageQueue.open(name, { access: 'read' });
+  for (let i = 0; i < 3; i++) {
+    const m = await mq.receive({ timeout: 10_000 });
+    child(out, `mq_receive: "${m.data.toString()}" (priority ${m.priority})`);
+  }
+  mq.close();
+}
+
+async function sysvSemPeer(out: Out, keyFile: string, mode: string): Promise<void> {
+  const set = sysv.SemaphoreSet.open({ path: keyFile, projId: 65 });
+  if (mode === 'turn') {
+    child(out, 'waiting to enter the critical section');
+    await set.wait(0, { undo: true, timeout: 10_000 });
+    child(out, 'entering critical section');
+    child(out, 'leaving critical section');
+    set.post(0, { undo: true });
+  } else {
+    await set.wait(0, { undo: true, timeout: 10_000 });
+    child(out, 'holding the semaphore (SEM_UNDO) and never letting go');
+    await new Promise(() => setInterval(() => {}, 1000));
+  }
+}
+
+async function posixSemPeer(out: Out, ping: string, pong: string): Promise<void> {
+  const a = posix.Semaphore.open(ping);
+  const b = posix.Semaphore.open(pong);
+  for (let round = 1; round <= 3; round++) {
+    await a.wait({ timeout: 10_000 });
+    child(out, `pong ${round} (sem_post ${pong})`);
+    b.post();
+  }
+  a.close();
+  b.close();
+}
+
 export async function runPeer(role: string, args: string[], out: Out): Promise<void> {
   switch (role) {
     case 'pipe': return pipePeer(out);
     case 'fifo': return fifoPeer(out, args[0]!);
     case 'shm': return shmPeer(out, args[0]!);
     case 'sysv-shm': return sysvShmPeer(out, args[0]!);
+    case 'sysv-msg': return sysvMsgPeer(out, args[0]!);
+    case 'posix-mq': return posixMqPeer(out, args[0]!);
+    case 'sysv-sem': return sysvSemPeer(out, args[0]!, args[1]!);
+    case 'posix-sem': return posixSemPeer(out, args[0]!, args[1]!);
     default: throw new Error(`unknown demo peer role: ${role}`);
   }
 }

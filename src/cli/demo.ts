@@ -5,6 +5,7 @@
  * real, separate processes using the library. Nothing is left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,11 +19,13 @@ import {
   sysv,
   writeFrame,
 } from '../index.js';
+import { waitForLine } from './lines.js';
+import { pollUntil } from '../internal/wait.js';
 import { say, heading, type Out } from './output.js';
 
 const cliPath = fileURLToPath(new URL('./main.js', import.meta.url));
 
-export const mechanisms = ['pipe', 'fifo', 'shm'] as const;
+export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem'] as const;
 export type Mechanism = (typeof mechanisms)[number];
 
 const parent = (out: Out, text: string): void => say(out, `parent ${process.pid}`, text);
@@ -55,10 +58,19 @@ function exited(child: ChildProcess): Promise<void> {
   });
 }
 
-function peer(role: string, args: string[], extra: { pipes?: Array<'toChild' | 'fromChild'> } = {}) {
+function peer(role: string, args: string[], extra: { pipes?: Array<'toChild' | 'fromChild'>; watch?: boolean } = {}) {
   const argv = [cliPath, 'demo-peer', role, ...args];
   if (extra.pipes) return spawnWithPipes(process.execPath, argv, { pipes: extra.pipes, stdio: ['ignore', 'inherit', 'inherit'] });
-  return { child: spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] }), pipes: [], childFds: [] };
+  // watch: the child's output is read here (and passed on) to follow its progress.
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', extra.watch ? 'pipe' : 'inherit', 'inherit'] });
+  if (extra.watch) child.stdout!.on('data', (d: Buffer) => process.stdout.write(d));
+  return { child, pipes: [], childFds: [] };
+}
+
+function keyFileIn(dir: string, name: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, '');
+  return file;
 }
 
 async function pipeDemo(out: Out): Promise<void> {
@@ -148,10 +160,116 @@ async function shmDemo(out: Out): Promise<void> {
   }
 }
 
+async function msgDemo(out: Out): Promise<void> {
+  heading(out, 'System V message queues: ftok() + msgget(), typed messages');
+  const dir = mkdtempSync(join(tmpdir(), 'interprocess-demo-'));
+  const removeDir = owe(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const keyFile = keyFileIn(dir, 'progfile');
+    const q = sysv.MessageQueue.create({ key: { path: keyFile, projId: 65 }, mode: 0o600 });
+    const removeQueue = owe(() => q.remove());
+    try {
+      parent(out, `ftok("${keyFile}", 65) -> msgget -> queue ${q.id}`);
+      const { child } = peer('sysv-msg', [keyFile]);
+      parent(out, 'msgsnd type 1: "Hello, Message Queue"');
+      await q.send(1, 'Hello, Message Queue');
+      parent(out, 'msgrcv type 2: waiting on a waiter thread, the event loop stays free');
+      const reply = await q.receive({ type: 2, timeout: 10_000 });
+      parent(out, `got type ${reply.type}: "${reply.data.toString()}"`);
+      await exited(child);
+      const st = q.stat();
+      parent(out, `msqid_ds: ${st.qnum} messages left, last sender pid ${st.lspid}, last receiver pid ${st.lrpid}`);
+    } finally {
+      removeQueue();
+      parent(out, `removed queue ${q.id} (IPC_RMID)`);
+    }
+  } finally {
+    removeDir();
+  }
+
+  heading(out, 'POSIX message queues: mq_open(), priorities');
+  const name = `/interprocess-demo-mq-${process.pid}`;
+  const mq = posix.MessageQueue.create(name, { maxMessages: 8, messageSize: 256 });
+  const unlinkMq = owe(() => posix.MessageQueue.unlink(name));
+  try {
+    for (const [text, prio] of [['routine', 1], ['urgent', 9], ['normal', 5]] as const) {
+      await mq.send(text, prio);
+      parent(out, `mq_send "${text}" with priority ${prio}`);
+    }
+    const { child } = peer('posix-mq', [name]);
+    await exited(child);
+  } finally {
+    mq.close();
+    unlinkMq();
+    parent(out, `unlinked ${name}`);
+  }
+}
+
+async function semDemo(out: Out): Promise<void> {
+  heading(out, 'System V semaphores: two processes take turns in a critical section (SEM_UNDO)');
+  const dir = mkdtempSync(join(tmpdir(), 'interprocess-demo-'));
+  const removeDir = owe(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const keyFile = keyFileIn(dir, 'semfile');
+    const set = sysv.SemaphoreSet.create({ key: { path: keyFile, projId: 65 }, count: 1, value: 1, mode: 0o600 });
+    const removeSet = owe(() => set.remove());
+    try {
+      await set.wait(0, { undo: true });
+      parent(out, 'entering critical section');
+      const { child } = peer('sysv-sem', [keyFile, 'turn'], { watch: true });
+      await waitForLine(child, /waiting to enter/);
+      // The child says so just before its semop blocks: wait until the kernel counts it.
+      const waiting = await pollUntil(() => set.waiters(0).forIncrease || undefined, { timeout: 10_000 }, () => new Error('the child never waited'));
+      parent(out, `the child waits: semctl(GETNCNT) = ${waiting}`);
+      parent(out, 'leaving critical section');
+      set.post(0, { undo: true });
+      await exited(child);
+
+      heading(out, 'SEM_UNDO: a process killed inside the critical section gives the semaphore back');
+      const holder = peer('sysv-sem', [keyFile, 'hold'], { watch: true }).child;
+      await waitForLine(holder, /holding the semaphore/);
+      parent(out, `value now ${set.get(0)}; killing child ${holder.pid} with SIGKILL while it holds it`);
+      holder.kill('SIGKILL');
+      await once(holder, 'exit');
+      await set.wait(0, { undo: true, timeout: 10_000 });
+      parent(out, 'entered: the kernel undid the dead child\'s operation');
+      set.post(0, { undo: true });
+    } finally {
+      removeSet();
+      parent(out, `removed semaphore set ${set.id}`);
+    }
+  } finally {
+    removeDir();
+  }
+
+  heading(out, 'POSIX named semaphores: ping-pong between two processes');
+  const ping = `/interprocess-demo-ping-${process.pid}`;
+  const pong = `/interprocess-demo-pong-${process.pid}`;
+  const a = posix.Semaphore.create(ping, { value: 0 });
+  const b = posix.Semaphore.create(pong, { value: 0 });
+  const unlinkBoth = owe(() => { posix.Semaphore.unlink(ping); posix.Semaphore.unlink(pong); });
+  try {
+    const { child } = peer('posix-sem', [ping, pong]);
+    for (let round = 1; round <= 3; round++) {
+      parent(out, `ping ${round} (sem_post ${ping})`);
+      a.post();
+      await b.wait({ timeout: 10_000 });
+    }
+    await exited(child);
+  } finally {
+    a.close();
+    b.close();
+    unlinkBoth();
+    parent(out, `unlinked ${ping} and ${pong}`);
+  }
+}
+
 const walkthroughs: Record<Mechanism, (out: Out) => Promise<void>> = {
   pipe: pipeDemo,
   fifo: fifoDemo,
   shm: shmDemo,
+  msg: msgDemo,
+  sem: semDemo,
 };
 
 export async function runDemo(which: Mechanism[] | undefined, out: Out): Promise<void> {
