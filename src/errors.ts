@@ -65,6 +65,10 @@ export class InvalidArgumentError extends IpcError {}
 export class RemovedError extends IpcError {}
 /** The peer went away (EPIPE, or a framed stream ending mid-frame). */
 export class PeerGoneError extends IpcError {}
+/** EDEADLK: the calling thread already holds the lock it asked for. */
+export class DeadlockError extends IpcError {}
+/** ENOTRECOVERABLE: a lock whose owner died was released without being marked consistent. */
+export class NotRecoverableError extends IpcError {}
 
 type IpcErrorClass = new (code: string, options?: IpcErrorOptions) => IpcError;
 
@@ -83,6 +87,8 @@ const families: Record<string, IpcErrorClass> = {
   ENAMETOOLONG: InvalidArgumentError,
   EIDRM: RemovedError,
   EPIPE: PeerGoneError,
+  EDEADLK: DeadlockError,
+  ENOTRECOVERABLE: NotRecoverableError,
 };
 
 const systemErrors = getSystemErrorMap(); // a fresh Map on every call: ours to extend

@@ -118,6 +118,23 @@ export interface NativeBinding {
     SEM_UNDO: number; GETVAL: number; SETVAL: number; GETNCNT: number; GETZCNT: number; GETPID: number;
     IPC_RMID: number; SEM_VALUE_MAX: number; SEMVMX: number;
   };
+  // futexes on shared memory (native/futex.cc)
+  futexWake(word: Int32Array, index: number, count: number): number;
+  futexWaitSync(word: Int32Array, index: number, expected: number, timeoutMs: number): number;
+  futexWait(word: Int32Array, index: number, expected: number, done: (r: number) => void): number;
+  // robust process-shared pthread mutexes (native/mutex.cc)
+  mutexInit(view: Uint8Array): number;
+  mutexTryLock(view: Uint8Array): number;
+  mutexLockSync(view: Uint8Array, timeoutMs: number): number;
+  mutexUnlock(view: Uint8Array): number;
+  mutexConsistent(view: Uint8Array): number;
+  mutexMarkWaiters(view: Uint8Array): void;
+  mutexWatch(view: Uint8Array, done: (r: number) => void): number;
+  mutexOwner(view: Uint8Array): number;
+  gettid(): number;
+  MUTEX_SIZE: number;
+  MUTEX_ALIGN: number;
+  lockErrno: { EOWNERDEAD: number; ENOTRECOVERABLE: number };
   // System V keys (native/ipckey.cc)
   ftok(path: string, projId: number): number | { errno: number };
   maxMappingLength: number;

@@ -1,0 +1,371 @@
+/**
+ * Process-shared, writer-preferring, robust read-write locks.
+ *
+ * Built only from robust pthread mutexes (see {@link Mutex}), so the kernel
+ * itself notices a dead reader or writer (docs/mutex.md):
+ *
+ *   offset 0             gate:    a Mutex; a writer holds it for its whole write
+ *   offset 64 * (1 + i)  slot i:  a Mutex; a reader holds one for its whole read
+ *
+ * - Read: take the gate, take any free slot, release the gate. Readers never
+ *   wait for each other.
+ * - Write: take the gate (new readers now queue behind it: writers do not
+ *   starve), then wait for every slot to be free once, then write.
+ * - A dead writer leaves the gate owner-died; a dead reader its slot. Whoever
+ *   meets such a mutex marks it consistent and goes on, so the lock always
+ *   recovers. A lock taken after a writer died resolves 'owner-died': the
+ *   data may be half-written.
+ *
+ * Up to `slots` readers (default 32) can read at once; more wait for a slot.
+ */
+import { invalidArgument } from './errors.js';
+import { SharedMemory } from './posix/shared-memory.js';
+import { DeadlockError } from './errors.js';
+import { closedError } from './internal/handle.js';
+import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
+import { abortError, signalOf, timeoutOf, type WaitOptions } from './internal/wait.js';
+import * as v from './internal/validate.js';
+import { Mutex, MUTEX_ALIGN, type LockResult } from './mutex.js';
+
+const STRIDE = 64;
+export const DEFAULT_READER_SLOTS = 32;
+
+/** Bytes an RwLock with `slots` reader slots occupies. */
+export function rwlockSize(slots = DEFAULT_READER_SLOTS): number {
+  return STRIDE * (1 + slots);
+}
+
+export interface RwLockCreateOptions {
+  /** Permission bits, default 0o600. */
+  mode?: number;
+  /** true (default): AlreadyExistsError if the name exists; false: open it instead. */
+  exclusive?: boolean;
+  /** How many readers may hold the lock at once (default 32). */
+  slots?: number;
+}
+
+export class RwLock implements Disposable {
+  readonly name: string | undefined;
+  /** Reader slots: the most readers that can hold the lock at once. */
+  readonly slots: number;
+  readonly #gate: Mutex;
+  readonly #slot: Mutex[];
+  #shm: SharedMemory | undefined;
+  #closed = false;
+  // Slots this handle holds for its readers, most recent last.
+  readonly #reading: number[] = [];
+  #writing = false;
+
+  private constructor(buffer: SharedArrayBuffer, byteOffset: number, slots: number, name?: string, shm?: SharedMemory) {
+    this.name = name;
+    this.slots = slots;
+    this.#gate = Mutex.at(buffer, byteOffset);
+    this.#slot = Array.from({ length: slots }, (_, i) => Mutex.at(buffer, byteOffset + STRIDE * (1 + i)));
+    this.#shm = shm;
+  }
+
+  static #check(buffer: SharedArrayBuffer, byteOffset: number, slots: number): void {
+    if (!(buffer instanceof SharedArrayBuffer)) throw invalidArgument('buffer must be a SharedArrayBuffer', 'ERR_INVALID_ARG_TYPE');
+    v.intInRange(slots, 'slots', 1, 4096);
+    v.nonNegativeInt(byteOffset, 'byteOffset', Number.MAX_SAFE_INTEGER);
+    if (byteOffset % MUTEX_ALIGN !== 0) throw invalidArgument(`byteOffset must be a multiple of ${MUTEX_ALIGN}`);
+    if (byteOffset + rwlockSize(slots) > buffer.byteLength) {
+      throw invalidArgument(`an RwLock with ${slots} slots needs ${rwlockSize(slots)} bytes at offset ${byteOffset}`);
+    }
+  }
+
+  /** Initialises a lock at `byteOffset` of `buffer` (rwlockSize(slots) bytes). */
+  static init(buffer: SharedArrayBuffer, byteOffset = 0, slots = DEFAULT_READER_SLOTS): RwLock {
+    RwLock.#check(buffer, byteOffset, slots);
+    Mutex.init(buffer, byteOffset);
+    for (let i = 0; i < slots; i++) Mutex.init(buffer, byteOffset + STRIDE * (1 + i));
+    return new RwLock(buffer, byteOffset, slots);
+  }
+
+  /** A handle on a lock already initialised at `byteOffset` of `buffer` with `slots` slots. */
+  static at(buffer: SharedArrayBuffer, byteOffset = 0, slots = DEFAULT_READER_SLOTS): RwLock {
+    RwLock.#check(buffer, byteOffset, slots);
+    return new RwLock(buffer, byteOffset, slots);
+  }
+
+  /** Creates a named lock (a POSIX shared memory object). */
+  static create(name: string, options: RwLockCreateOptions = {}): RwLock {
+    const slots = v.intInRange(options.slots ?? DEFAULT_READER_SLOTS, 'slots', 1, 4096);
+    const shm = SharedMemory.create(name, { size: HEADER_SIZE + rwlockSize(slots), mode: options.mode ?? 0o600, exclusive: options.exclusive ?? true });
+    if (!shm.created) return RwLock.#openNamed(name, shm);
+    try {
+      RwLock.init(shm.buffer, HEADER_SIZE, slots);
+      writeHeader(shm.buffer, 'rwlock', slots);
+      return new RwLock(shm.buffer, HEADER_SIZE, slots, name, shm);
+    } catch (err) {
+      shm.close();
+      SharedMemory.unlink(name);
+      throw err;
+    }
+  }
+
+  static open(name: string): RwLock {
+    return RwLock.#openNamed(name, SharedMemory.open(name));
+  }
+
+  static #openNamed(name: string, shm: SharedMemory): RwLock {
+    try {
+      const h = awaitHeader(shm.buffer, 'rwlock', name);
+      RwLock.#check(shm.buffer, HEADER_SIZE, h.extra);
+      return new RwLock(shm.buffer, HEADER_SIZE, h.extra, name, shm);
+    } catch (err) {
+      shm.close();
+      throw err;
+    }
+  }
+
+  static unlink(name: string): void {
+    SharedMemory.unlink(name);
+  }
+
+  get #where(): { path?: string } {
+    return this.name === undefined ? {} : { path: this.name };
+  }
+
+  #open(): void {
+    if (this.#closed) throw closedError('rwlock handle', this.#where);
+  }
+
+  /** Readers this handle holds. */
+  get readers(): number {
+    return this.#reading.length;
+  }
+
+  /** Whether this handle holds the write lock. */
+  get writing(): boolean {
+    return this.#writing;
+  }
+
+  /** A mutex met in the owner-died state protects nothing of its own here: repair it at once. */
+  static #recover(m: Mutex, r: LockResult): LockResult {
+    if (r === 'owner-died') m.markConsistent();
+    return r;
+  }
+
+  #deadline(options: WaitOptions | undefined): WaitOptions {
+    const timeout = timeoutOf(options);
+    const signal = signalOf(options);
+    if (signal?.aborted) throw abortError(signal);
+    const end = performance.now() + timeout;
+    return {
+      get timeout() {
+        return Math.max(0, end - performance.now());
+      },
+      ...(signal ? { signal } : {}),
+    } as WaitOptions;
+  }
+
+  /** Takes a slot: a free one now, else waits for one. */
+  async #takeSlot(options: WaitOptions): Promise<number> {
+    for (let i = 0; i < this.slots; i++) {
+      const r = this.#slot[i]!.tryLock();
+      if (r !== 'busy') {
+        RwLock.#recover(this.#slot[i]!, r);
+        return i;
+      }
+    }
+    // Every slot is taken: wait for one (this thread's own slots are skipped).
+    const mine = new Set(this.#reading);
+    const i = [...Array(this.slots).keys()].find((k) => !mine.has(k));
+    if (i === undefined) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle already holds every reader slot' });
+    RwLock.#recover(this.#slot[i]!, await this.#slot[i]!.lock({ ...options, timeout: options.timeout! }));
+    return i;
+  }
+
+  /**
+   * Takes the lock for reading, without blocking the event loop. Resolves
+   * 'owner-died' if a writer died holding it (the data may be half-written).
+   */
+  async readLock(options?: WaitOptions): Promise<LockResult> {
+    this.#open();
+    if (this.#writing) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle holds the write lock' });
+    const o = this.#deadline(options);
+    const gate = RwLock.#recover(this.#gate, await this.#gate.lock(o));
+    try {
+      this.#reading.push(await this.#takeSlot(o));
+    } finally {
+      this.#gate.unlock();
+    }
+    return gate;
+  }
+
+  /** readLock() that blocks this thread. */
+  readLockSync(options?: { timeout?: number }): LockResult {
+    this.#open();
+    if (this.#writing) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle holds the write lock' });
+    const timeout = timeoutOf(options);
+    const end = performance.now() + timeout;
+    const left = (): { timeout: number } => ({ timeout: Math.max(0, end - performance.now()) });
+    const gate = RwLock.#recover(this.#gate, this.#gate.lockSync(left()));
+    try {
+      let slot = -1;
+      for (let i = 0; i < this.slots && slot < 0; i++) {
+        const r = this.#slot[i]!.tryLock();
+        if (r !== 'busy') {
+          RwLock.#recover(this.#slot[i]!, r);
+          slot = i;
+        }
+      }
+      if (slot < 0) {
+        const mine = new Set(this.#reading);
+        slot = [...Array(this.slots).keys()].find((k) => !mine.has(k)) ?? -1;
+        if (slot < 0) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle already holds every reader slot' });
+        RwLock.#recover(this.#slot[slot]!, this.#slot[slot]!.lockSync(left()));
+      }
+      this.#reading.push(slot);
+    } finally {
+      this.#gate.unlock();
+    }
+    return gate;
+  }
+
+  /** Takes the lock for reading if that needs no waiting: 'busy' otherwise. */
+  tryReadLock(): LockResult | 'busy' {
+    this.#open();
+    if (this.#writing) return 'busy';
+    const gate = this.#gate.tryLock();
+    if (gate === 'busy') return 'busy';
+    RwLock.#recover(this.#gate, gate);
+    try {
+      for (let i = 0; i < this.slots; i++) {
+        const r = this.#slot[i]!.tryLock();
+        if (r !== 'busy') {
+          RwLock.#recover(this.#slot[i]!, r);
+          this.#reading.push(i);
+          return gate;
+        }
+      }
+      return 'busy';
+    } finally {
+      this.#gate.unlock();
+    }
+  }
+
+  /** Releases one read lock this handle holds. */
+  readUnlock(): void {
+    this.#open();
+    const slot = this.#reading.pop();
+    if (slot === undefined) throw invalidArgument('readUnlock(): this handle holds no read lock');
+    this.#slot[slot]!.unlock();
+  }
+
+  /**
+   * Takes the lock for writing, without blocking the event loop: waits for
+   * the gate, then for the readers inside to leave. Resolves 'owner-died' if
+   * the previous writer died holding it.
+   */
+  async writeLock(options?: WaitOptions): Promise<LockResult> {
+    this.#open();
+    if (this.#writing || this.#reading.length > 0) {
+      throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle already holds the lock' });
+    }
+    const o = this.#deadline(options);
+    const gate = RwLock.#recover(this.#gate, await this.#gate.lock(o));
+    try {
+      for (const slot of this.#slot) {
+        RwLock.#recover(slot, await slot.lock({ ...o, timeout: o.timeout! }));
+        slot.unlock();
+      }
+    } catch (err) {
+      this.#gate.unlock();
+      throw err;
+    }
+    this.#writing = true;
+    return gate;
+  }
+
+  /** writeLock() that blocks this thread. */
+  writeLockSync(options?: { timeout?: number }): LockResult {
+    this.#open();
+    if (this.#writing || this.#reading.length > 0) {
+      throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle already holds the lock' });
+    }
+    const end = performance.now() + timeoutOf(options);
+    const left = (): { timeout: number } => ({ timeout: Math.max(0, end - performance.now()) });
+    const gate = RwLock.#recover(this.#gate, this.#gate.lockSync(left()));
+    try {
+      for (const slot of this.#slot) {
+        RwLock.#recover(slot, slot.lockSync(left()));
+        slot.unlock();
+      }
+    } catch (err) {
+      this.#gate.unlock();
+      throw err;
+    }
+    this.#writing = true;
+    return gate;
+  }
+
+  /** Takes the lock for writing if that needs no waiting: 'busy' otherwise. */
+  tryWriteLock(): LockResult | 'busy' {
+    this.#open();
+    if (this.#writing || this.#reading.length > 0) return 'busy';
+    const gate = this.#gate.tryLock();
+    if (gate === 'busy') return 'busy';
+    RwLock.#recover(this.#gate, gate);
+    for (const slot of this.#slot) {
+      const r = slot.tryLock();
+      if (r === 'busy') {
+        this.#gate.unlock();
+        return 'busy';
+      }
+      RwLock.#recover(slot, r);
+      slot.unlock();
+    }
+    this.#writing = true;
+    return gate;
+  }
+
+  /** Releases the write lock. */
+  writeUnlock(): void {
+    this.#open();
+    if (!this.#writing) throw invalidArgument('writeUnlock(): this handle does not hold the write lock');
+    this.#writing = false;
+    this.#gate.unlock();
+  }
+
+  /** Runs `fn` holding a read lock; always releases it. */
+  async withReadLock<T>(fn: (result: LockResult) => T | Promise<T>, options?: WaitOptions): Promise<T> {
+    const r = await this.readLock(options);
+    try {
+      return await fn(r);
+    } finally {
+      this.readUnlock();
+    }
+  }
+
+  /** Runs `fn` holding the write lock; always releases it. */
+  async withWriteLock<T>(fn: (result: LockResult) => T | Promise<T>, options?: WaitOptions): Promise<T> {
+    const r = await this.writeLock(options);
+    try {
+      return await fn(r);
+    } finally {
+      this.writeUnlock();
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Releases what this handle holds and drops its memory. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    while (this.#reading.length > 0) this.readUnlock();
+    if (this.#writing) this.writeUnlock();
+    this.#closed = true;
+    this.#gate.close();
+    for (const s of this.#slot) s.close();
+    this.#shm?.close();
+    this.#shm = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
