@@ -67,6 +67,19 @@ inline Napi::Promise RunAsync(Napi::Env env, std::function<long long()> fn) {
   return p;
 }
 
+// Calls a JavaScript callback from a libuv callback (no JavaScript on the
+// stack): napi_make_callback runs the microtask queue afterwards; an exception
+// the callback throws is reported as uncaught, as Node does for its own
+// callbacks, instead of being silently kept as the pending N-API exception.
+inline void CallFromLoop(napi_env env, napi_value recv, napi_value fn, size_t argc, const napi_value* argv) {
+  napi_value ignored;
+  if (napi_make_callback(env, nullptr, recv, fn, argc, argv, &ignored) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
+
 enum class MappingKind : intptr_t { kMmap = 0, kShmat = 1 };
 
 // Wraps mapped memory in a SharedArrayBuffer that owns it: the memory is

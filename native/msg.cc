@@ -7,20 +7,32 @@
 
 #include <sys/ipc.h>
 #include <sys/msg.h>
-
+#include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 namespace interprocess {
 
 namespace {
 
-// A heap buffer laid out as C's struct msgbuf, `size` bytes of mtext.
+// A heap buffer laid out as C's struct msgbuf, `size` bytes of mtext. Left
+// uninitialised: a receive's maxSize may be far larger than the message, and
+// the kernel writes only what it copies, so untouched pages cost nothing
+// (zero-filling a 2 GiB maxSize took seconds per receive).
 struct MsgBuf {
-  explicit MsgBuf(size_t size) : bytes(sizeof(long) + size) {}
-  long* mtype() { return reinterpret_cast<long*>(bytes.data()); }
-  char* mtext() { return bytes.data() + sizeof(long); }
-  std::vector<char> bytes;
+  explicit MsgBuf(size_t size) : size_(sizeof(long) + size), bytes_(static_cast<char*>(malloc(size_))) {}
+  bool ok() const { return bytes_ != nullptr; }
+  char* data() { return bytes_.get(); }
+  size_t size() const { return size_; }
+  long* mtype() { return reinterpret_cast<long*>(bytes_.get()); }
+  char* mtext() { return bytes_.get() + sizeof(long); }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { free(p); }
+  };
+  size_t size_;
+  std::unique_ptr<char, Free> bytes_;
 };
 
 Napi::Value ReceivedMessage(Napi::Env env, MsgBuf& buf, size_t length) {
@@ -35,6 +47,7 @@ std::unique_ptr<MsgBuf> OutgoingMessage(const Napi::CallbackInfo& info, size_t t
   if (!info[data_arg].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "message data must be a Uint8Array");
   auto data = info[data_arg].As<Napi::Uint8Array>();
   auto buf = std::make_unique<MsgBuf>(data.ByteLength());
+  if (!buf->ok()) throw Napi::Error::New(info.Env(), "out of memory for a message");
   *buf->mtype() = type;
   if (data.ByteLength() > 0) memcpy(buf->mtext(), data.Data(), data.ByteLength());
   return buf;
@@ -44,7 +57,7 @@ class MsgsndCall : public BlockingCall {
  public:
   MsgsndCall(int id, std::unique_ptr<MsgBuf> buf, int flags) : id_(id), buf_(std::move(buf)), flags_(flags) {}
   long long Run() override {
-    int r = msgsnd(id_, buf_->bytes.data(), buf_->bytes.size() - sizeof(long), flags_);
+    int r = msgsnd(id_, buf_->data(), buf_->size() - sizeof(long), flags_);
     return r < 0 ? -errno : 0;
   }
 
@@ -58,7 +71,8 @@ class MsgrcvCall : public BlockingCall {
  public:
   MsgrcvCall(int id, size_t size, long type, int flags) : id_(id), buf_(size), size_(size), type_(type), flags_(flags) {}
   long long Run() override {
-    ssize_t n = msgrcv(id_, buf_.bytes.data(), size_, type_, flags_);
+    if (!buf_.ok()) return -ENOMEM;
+    ssize_t n = msgrcv(id_, buf_.data(), size_, type_, flags_);
     return n < 0 ? -errno : n;
   }
   Napi::Value Result(Napi::Env env, long long n) override { return ReceivedMessage(env, buf_, static_cast<size_t>(n)); }
@@ -82,7 +96,7 @@ Napi::Value Msgsnd(const Napi::CallbackInfo& info) {
   int id = static_cast<int>(ArgInt(info, 0));
   auto buf = OutgoingMessage(info, 1, 2);
   int flags = static_cast<int>(ArgInt(info, 3));
-  return SyscallResult(info.Env(), msgsnd(id, buf->bytes.data(), buf->bytes.size() - sizeof(long), flags));
+  return SyscallResult(info.Env(), msgsnd(id, buf->data(), buf->size() - sizeof(long), flags));
 }
 
 // msgrcv(id, maxSize, type, flags) on this thread -> { type, data } or -errno.
@@ -93,7 +107,8 @@ Napi::Value Msgrcv(const Napi::CallbackInfo& info) {
   int flags = static_cast<int>(ArgInt(info, 3));
   if (size < 0) return Errno(info.Env(), EINVAL);
   MsgBuf buf(static_cast<size_t>(size));
-  ssize_t n = msgrcv(id, buf.bytes.data(), static_cast<size_t>(size), type, flags);
+  if (!buf.ok()) return Errno(info.Env(), ENOMEM);
+  ssize_t n = msgrcv(id, buf.data(), static_cast<size_t>(size), type, flags);
   if (n < 0) return Errno(info.Env(), errno);
   return ReceivedMessage(info.Env(), buf, static_cast<size_t>(n));
 }

@@ -46,8 +46,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::HandleScope scope(env);
     napi_value argv[] = {Napi::Number::New(env, status), Napi::Boolean::New(env, events & UV_READABLE),
                          Napi::Boolean::New(env, events & UV_WRITABLE)};
-    napi_value ignored;
-    napi_make_callback(env, nullptr, self->Value(), self->callback_.Value(), 3, argv, &ignored);
+    CallFromLoop(env, self->Value(), self->callback_.Value(), 3, argv);
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {

@@ -18,18 +18,26 @@ namespace {
 // ---- POSIX named semaphores ----------------------------------------------
 //
 // A sem_t* from sem_open points into a mapping that sem_close removes, so the
-// handle guards it: no call after close, no close while a wait thread uses it
-// (the wait keeps the JavaScript handle, hence this struct, alive).
+// handle guards it: no call after close, no unmapping while a wait thread
+// uses it (the wait keeps the JavaScript handle, hence this struct, alive).
+// A close that finds waits still running is carried out by the last of them
+// to end: their callbacks run before their threads' calls are destroyed, so
+// JavaScript reacting to a finished wait (closing the handle it waited on)
+// always meets a wait still counted here.
 
 struct NamedSem {
   sem_t* sem = nullptr;
-  int waits = 0;  // JavaScript thread only
+  bool closed = false;  // JavaScript thread only
+  int waits = 0;        // JavaScript thread only
 };
 
 void FinalizeSem(Napi::Env, NamedSem* s) {
   if (s->sem) sem_close(s->sem);
   delete s;
 }
+
+// The handle's semaphore, or nullptr once close() was called.
+sem_t* OpenSem(NamedSem* s) { return s->closed ? nullptr : s->sem; }
 
 NamedSem* ArgSem(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsExternal()) throw Napi::TypeError::New(info.Env(), "not a semaphore handle");
@@ -49,10 +57,12 @@ Napi::Value SemOpen(const Napi::CallbackInfo& info) {
   return Napi::External<NamedSem>::New(env, s, FinalizeSem);
 }
 
+// semClose(handle): sem_close now, or when the last pending wait ends.
 Napi::Value SemClose(const Napi::CallbackInfo& info) {
   NamedSem* s = ArgSem(info, 0);
-  if (!s->sem) return Errno(info.Env(), EBADF);
-  if (s->waits > 0) return Errno(info.Env(), EBUSY);
+  if (s->closed) return Errno(info.Env(), EBADF);
+  s->closed = true;
+  if (s->waits > 0) return Napi::Number::New(info.Env(), 0);
   int r = sem_close(s->sem);
   s->sem = nullptr;
   return SyscallResult(info.Env(), r);
@@ -64,22 +74,22 @@ Napi::Value SemUnlink(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SemPost(const Napi::CallbackInfo& info) {
-  NamedSem* s = ArgSem(info, 0);
-  if (!s->sem) return Errno(info.Env(), EBADF);
-  return SyscallResult(info.Env(), sem_post(s->sem));
+  sem_t* sem = OpenSem(ArgSem(info, 0));
+  if (!sem) return Errno(info.Env(), EBADF);
+  return SyscallResult(info.Env(), sem_post(sem));
 }
 
 Napi::Value SemTryWait(const Napi::CallbackInfo& info) {
-  NamedSem* s = ArgSem(info, 0);
-  if (!s->sem) return Errno(info.Env(), EBADF);
-  return SyscallResult(info.Env(), sem_trywait(s->sem));
+  sem_t* sem = OpenSem(ArgSem(info, 0));
+  if (!sem) return Errno(info.Env(), EBADF);
+  return SyscallResult(info.Env(), sem_trywait(sem));
 }
 
 Napi::Value SemGetValue(const Napi::CallbackInfo& info) {
-  NamedSem* s = ArgSem(info, 0);
-  if (!s->sem) return Errno(info.Env(), EBADF);
+  sem_t* sem = OpenSem(ArgSem(info, 0));
+  if (!sem) return Errno(info.Env(), EBADF);
   int value;
-  if (sem_getvalue(s->sem, &value) != 0) return Errno(info.Env(), errno);
+  if (sem_getvalue(sem, &value) != 0) return Errno(info.Env(), errno);
   return Napi::Number::New(info.Env(), value);
 }
 
@@ -97,16 +107,16 @@ struct timespec DeadlineAfter(clockid_t clock, int64_t ms) {
 
 // semWaitSync(handle, timeoutMs): blocks this thread; timeoutMs < 0 waits forever.
 Napi::Value SemWaitSync(const Napi::CallbackInfo& info) {
-  NamedSem* s = ArgSem(info, 0);
+  sem_t* sem = OpenSem(ArgSem(info, 0));
   int64_t ms = ArgInt(info, 1);
-  if (!s->sem) return Errno(info.Env(), EBADF);
+  if (!sem) return Errno(info.Env(), EBADF);
   int r;
   if (ms < 0) {
-    do r = sem_wait(s->sem); while (r != 0 && errno == EINTR);
+    do r = sem_wait(sem); while (r != 0 && errno == EINTR);
   } else {
     // CLOCK_MONOTONIC: a wall-clock change must not stretch or cut the wait.
     struct timespec deadline = DeadlineAfter(CLOCK_MONOTONIC, ms);
-    do r = sem_clockwait(s->sem, CLOCK_MONOTONIC, &deadline); while (r != 0 && errno == EINTR);
+    do r = sem_clockwait(sem, CLOCK_MONOTONIC, &deadline); while (r != 0 && errno == EINTR);
   }
   return SyscallResult(info.Env(), r);
 }
@@ -114,7 +124,13 @@ Napi::Value SemWaitSync(const Napi::CallbackInfo& info) {
 class SemWaitCall : public BlockingCall {
  public:
   explicit SemWaitCall(NamedSem* s) : s_(s) {}
-  ~SemWaitCall() override { s_->waits--; }  // runs on the JavaScript thread
+  // Runs on the JavaScript thread, after the wait's callback.
+  ~SemWaitCall() override {
+    if (--s_->waits == 0 && s_->closed && s_->sem) {
+      sem_close(s_->sem);
+      s_->sem = nullptr;
+    }
+  }
   long long Run() override { return sem_wait(s_->sem) == 0 ? 0 : -errno; }
 
  private:
@@ -124,7 +140,7 @@ class SemWaitCall : public BlockingCall {
 // semWait(handle, callback) -> wait id
 Napi::Value SemWait(const Napi::CallbackInfo& info) {
   NamedSem* s = ArgSem(info, 0);
-  if (!s->sem) return Errno(info.Env(), EBADF);
+  if (!OpenSem(s)) return Errno(info.Env(), EBADF);
   s->waits++;
   uint32_t id = StartBlocking(info.Env(), std::make_unique<SemWaitCall>(s), info[1].As<Napi::Function>(), info[0]);
   return Napi::Number::New(info.Env(), id);
@@ -159,17 +175,33 @@ Napi::Value Semget(const Napi::CallbackInfo& info) {
 }
 
 // semop(id, ops) on this thread (ops carry IPC_NOWAIT for try forms), or with
-// a timeout (semtimedop) when timeoutMs >= 0.
+// a timeout (semtimedop) when timeoutMs >= 0. semop is never restarted after
+// a signal handler runs, whatever SA_RESTART says: a signal Node handles
+// (SIGCHLD, SIGUSR2...) must not end the wait, so EINTR is retried, with what
+// is left of the timeout.
 Napi::Value Semop(const Napi::CallbackInfo& info) {
   int id = static_cast<int>(ArgInt(info, 0));
   auto ops = ArgOps(info, 1);
   int64_t ms = ArgInt(info, 2);
   int r;
   if (ms < 0) {
-    r = semop(id, ops.data(), ops.size());
+    do r = semop(id, ops.data(), ops.size()); while (r != 0 && errno == EINTR);
   } else {
+    struct timespec deadline = DeadlineAfter(CLOCK_MONOTONIC, ms);
     struct timespec t = {static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
-    r = semtimedop(id, ops.data(), ops.size(), &t);
+    for (;;) {
+      r = semtimedop(id, ops.data(), ops.size(), &t);
+      if (r == 0 || errno != EINTR) break;
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      t.tv_sec = deadline.tv_sec - now.tv_sec;
+      t.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+      if (t.tv_nsec < 0) {
+        t.tv_sec--;
+        t.tv_nsec += 1000000000;
+      }
+      if (t.tv_sec < 0) t.tv_sec = t.tv_nsec = 0;  // time is up: one last try
+    }
   }
   return SyscallResult(info.Env(), r);
 }

@@ -109,10 +109,7 @@ void OnFinished(uv_async_t* async) {
     napi_value argv[] = {value};
     napi_value global;
     napi_get_global(env, &global);
-    napi_value ignored;
-    // napi_make_callback drains the microtask queue afterwards, so promise
-    // reactions run now, and reports an exception as uncaught.
-    napi_make_callback(env, nullptr, global, w->callback.Value(), 1, argv, &ignored);
+    CallFromLoop(env, global, w->callback.Value(), 1, argv);
     delete w;
   }
   UpdateRef(s);

@@ -27,7 +27,7 @@ import { DeadlockError, IpcError, NotRecoverableError, PermissionError, invalidA
 import { SharedMemory } from './posix/shared-memory.js';
 import { closedError } from './internal/handle.js';
 import { PendingWaits, waitOnThread } from './internal/blocking.js';
-import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
+import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
 import * as v from './internal/validate.js';
 
@@ -232,7 +232,7 @@ export class Mutex implements Disposable {
     return new Promise((resolve, reject) => {
       if (timeout <= 0) return reject(timeoutError('pthread_mutex_lock', this.#where));
       const turn = (): void => {
-        clearTimeout(timer);
+        timer.clear();
         signal?.removeEventListener('abort', onAbort);
         resolve();
       };
@@ -240,11 +240,11 @@ export class Mutex implements Disposable {
         const i = this.#local.indexOf(turn);
         if (i >= 0) this.#local.splice(i, 1);
         signal?.removeEventListener('abort', onAbort);
-        clearTimeout(timer);
+        timer.clear();
         reject(err);
       };
       const onAbort = (): void => drop(abortError(signal!));
-      const timer = timeout === Infinity ? undefined : setTimeout(() => drop(timeoutError('pthread_mutex_lock', this.#where)), timeout);
+      const timer = deadlineTimer(timeout, () => drop(timeoutError('pthread_mutex_lock', this.#where)));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#local.push(turn);
     });

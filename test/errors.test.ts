@@ -11,9 +11,11 @@ import * as ipc from 'interprocess';
 import {
   AbortError,
   AlreadyExistsError,
+  DeadlockError,
   InvalidArgumentError,
   IpcError,
   NotFoundError,
+  NotRecoverableError,
   PeerGoneError,
   PermissionError,
   RemovedError,
@@ -43,6 +45,8 @@ const families = {
   InvalidArgumentError,
   RemovedError,
   PeerGoneError,
+  DeadlockError,
+  NotRecoverableError,
 };
 
 /** The error a real system call made, as Node reports it. */
@@ -126,6 +130,7 @@ test('each errno maps to its family, with its name and description', () => {
     ['ENAMETOOLONG', InvalidArgumentError, 'name too long'],
     ['EIDRM', RemovedError, 'identifier removed'],
     ['EPIPE', PeerGoneError, 'broken pipe'],
+    ['EDEADLK', DeadlockError, 'resource deadlock avoided'],
   ];
   for (const [code, Cls, text] of table) {
     const errno = (constants.errno as Record<string, number>)[code]!;
@@ -141,6 +146,10 @@ test('each errno maps to its family, with its name and description', () => {
     const node = getSystemErrorMap().get(-errno);
     if (node) assert.deepEqual(node, [code, text]);
   }
+  // ENOTRECOVERABLE (131 on Linux) is missing from os.constants.errno but has its family.
+  const notRecoverable = systemError(-131, 'pthread_mutex_lock');
+  assert.ok(notRecoverable instanceof NotRecoverableError);
+  assert.equal(notRecoverable.message, 'ENOTRECOVERABLE: state not recoverable, pthread_mutex_lock');
   // Errnos without a family stay plain IpcErrors, still fully described.
   const busy = systemError(-constants.errno.EBUSY, 'shmctl');
   assert.equal(Object.getPrototypeOf(busy), IpcError.prototype);

@@ -13,7 +13,7 @@
 import { constants } from 'node:os';
 import { native } from '../native.js';
 import { systemError, type IpcError } from '../errors.js';
-import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from './wait.js';
+import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type DeadlineTimer, type WaitOptions } from './wait.js';
 
 const { ECANCELED, EAGAIN } = constants.errno;
 
@@ -55,12 +55,12 @@ export function waitOnThread<T>(
   return new Promise<T>((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     let reason: Error | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: DeadlineTimer | undefined;
     let retry: NodeJS.Timeout | undefined;
     let forget: (() => void) | undefined;
     const onAbort = (): void => cancel(abortError(signal!));
     const id = start((r) => {
-      clearTimeout(timer);
+      timer?.clear();
       clearInterval(retry);
       signal?.removeEventListener('abort', onAbort);
       forget?.();
@@ -77,7 +77,7 @@ export function waitOnThread<T>(
       native.cancelWait(id);
       retry = setInterval(() => native.cancelWait(id), 2);
     }
-    if (timeout !== Infinity) timer = setTimeout(() => cancel(timeoutError(syscall, where)), timeout);
+    timer = deadlineTimer(timeout, () => cancel(timeoutError(syscall, where)));
     signal?.addEventListener('abort', onAbort, { once: true });
     forget = pending?.add(cancel);
   });

@@ -105,3 +105,29 @@ export function pollUntilSync<T>(attempt: () => T | undefined, options: { timeou
     delay = Math.min(delay * 2, maxDelay);
   }
 }
+
+/** The longest delay setTimeout honours; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+export interface DeadlineTimer {
+  clear(): void;
+}
+
+/**
+ * Calls `onExpire` once `ms` milliseconds have passed (never for Infinity),
+ * re-arming as often as needed for delays past setTimeout's limit.
+ */
+export function deadlineTimer(ms: number, onExpire: () => void): DeadlineTimer {
+  if (ms === Infinity) return { clear() {} };
+  const deadline = performance.now() + ms;
+  let timer: NodeJS.Timeout;
+  const arm = (left: number): void => {
+    timer = setTimeout(() => {
+      const rest = deadline - performance.now();
+      if (rest <= 0) onExpire();
+      else arm(rest);
+    }, Math.min(Math.ceil(left), MAX_TIMER_MS));
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(timer) };
+}

@@ -11,21 +11,24 @@
  *
  * /dev/mqueue need not be mounted: mq_open works without it.
  */
-import { constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { native, type NativePoller } from '../native.js';
-import { check, invalidArgument, unwrap, systemError, TooLargeError } from '../errors.js';
+import { check, invalidArgument, unwrap, systemError, IpcError, InvalidArgumentError, TooLargeError } from '../errors.js';
 import { closedError } from '../internal/handle.js';
-import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
+import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type DeadlineTimer, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { procLimit } from '../internal/limits.js';
 
-const { EAGAIN, EEXIST, ENOENT, EMSGSIZE } = constants.errno;
+const { EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, ENOENT, EMSGSIZE } = constants.errno;
 
 /** The kernel's NAME_MAX for queue names (after the leading '/'). */
 export const MAX_NAME_BYTES = 255;
 /** Priorities run from 0 to MQ_PRIO_MAX - 1 (Linux: 32768). */
 export const MQ_PRIO_MAX = 32768;
+/** Linux's HARD_MSGMAX and HARD_MSGSIZEMAX: the ceiling even with CAP_SYS_RESOURCE. */
+const HARD_MSGMAX = 65536;
+const HARD_MSGSIZEMAX = 16 * 1024 * 1024;
 
 export type Access = 'read' | 'write' | 'readwrite';
 
@@ -65,6 +68,61 @@ function payload(data: unknown): Uint8Array {
   throw invalidArgument('message data must be a Buffer, TypedArray, DataView or string', 'ERR_INVALID_ARG_TYPE');
 }
 
+/**
+ * mq_open's EINVAL, once the name has been checked, means the attributes are
+ * past the limits; say which, and which limit.
+ */
+function attributesError(name: string, maxmsg: number, msgsize: number): IpcError {
+  const procMax = procLimit('/proc/sys/fs/mqueue/msg_max', 10);
+  const procSize = procLimit('/proc/sys/fs/mqueue/msgsize_max', 8192);
+  const over = (what: string, n: number, proc: string, procValue: number, hard: number): string | undefined =>
+    n > hard ? `${what} ${n} exceeds the kernel's hard limit (${hard})`
+      : n > procValue ? `${what} ${n} exceeds ${proc} (${procValue})` : undefined;
+  const parts = [
+    over('maxMessages', maxmsg, '/proc/sys/fs/mqueue/msg_max', procMax, HARD_MSGMAX),
+    over('messageSize', msgsize, '/proc/sys/fs/mqueue/msgsize_max', procSize, HARD_MSGSIZEMAX),
+  ].filter((p): p is string => p !== undefined);
+  if (parts.length === 0) return systemError(-EINVAL, 'mq_open', { path: name });
+  const soft = maxmsg <= HARD_MSGMAX && msgsize <= HARD_MSGSIZEMAX ? ' (only a process with CAP_SYS_RESOURCE may go past it, up to the hard limits)' : '';
+  return new InvalidArgumentError('EINVAL', {
+    errno: -EINVAL,
+    syscall: 'mq_open',
+    path: name,
+    message: `EINVAL: ${parts.join('; ')}${soft}, mq_open '${name}'`,
+  });
+}
+
+/** The soft RLIMIT_MSGQUEUE of this process, from /proc/self/limits. */
+function msgqueueRlimit(): string | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max msgqueue size'));
+    return line?.slice('Max msgqueue size'.length).trim().split(/\s+/)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * mq_open gives EMFILE both when the process is out of descriptors and when
+ * the new queue would take the user's queues past RLIMIT_MSGQUEUE. If a
+ * descriptor can still be had, it was the latter: say so.
+ */
+function emfileError(name: string, maxmsg: number, msgsize: number): IpcError {
+  try {
+    closeSync(openSync('/dev/null', 'r'));
+  } catch {
+    return systemError(-EMFILE, 'mq_open', { path: name });
+  }
+  const limit = msgqueueRlimit();
+  return new TooLargeError('EMFILE', {
+    errno: -EMFILE,
+    syscall: 'mq_open',
+    path: name,
+    message: `EMFILE: a queue of ${maxmsg} messages of ${msgsize} bytes would take this user's message queues past RLIMIT_MSGQUEUE` +
+      ` (${limit === undefined ? 'see ulimit -q' : limit === 'unlimited' ? 'unlimited' : `${limit} bytes`}), mq_open '${name}'`,
+  });
+}
+
 function accessFlags(access: unknown): number {
   switch (access ?? 'readwrite') {
     case 'read': return fsc.O_RDONLY;
@@ -72,6 +130,19 @@ function accessFlags(access: unknown): number {
     case 'readwrite': return fsc.O_RDWR;
     default: throw invalidArgument(`access must be 'read', 'write' or 'readwrite', got ${String(access)}`);
   }
+}
+
+interface Wait {
+  timeout: number;
+  signal: AbortSignal | undefined;
+}
+
+/** Checks the wait options; throws for bad ones, or an AbortError if the signal is already aborted. */
+function waitOf(options: WaitOptions | undefined): Wait {
+  const timeout = timeoutOf(options);
+  const signal = signalOf(options);
+  if (signal?.aborted) throw abortError(signal);
+  return { timeout, signal };
 }
 
 interface Waiter<T> {
@@ -97,11 +168,13 @@ export class MessageQueue implements Disposable {
   #poller: NativePoller | undefined;
   readonly #receivers: Array<Waiter<Message>> = [];
   readonly #senders: SendWaiter[] = [];
+  readonly #access: Access;
 
-  private constructor(name: string, fd: number, created: boolean) {
+  private constructor(name: string, fd: number, created: boolean, access: Access | undefined) {
     this.name = name;
     this.#fd = fd;
     this.created = created;
+    this.#access = access ?? 'readwrite';
     const a = unwrap(native.mqGetattr(fd), 'mq_getattr', { path: name });
     this.messageSize = a.msgsize;
     this.maxMessages = a.maxmsg;
@@ -122,17 +195,25 @@ export class MessageQueue implements Disposable {
     }
     const where = { path: name };
     let fd = native.mqOpen(name, access | fsc.O_CREAT | fsc.O_EXCL, mode, maxmsg, msgsize);
-    if (fd >= 0) return new MessageQueue(name, fd, true);
-    if (exclusive || fd !== -EEXIST) check(fd, 'mq_open', where);
+    if (fd >= 0) return new MessageQueue(name, fd, true, options.access);
+    if (exclusive || fd !== -EEXIST) {
+      if (fd === -EINVAL && maxmsg > 0) throw attributesError(name, maxmsg, msgsize);
+      if (fd === -EMFILE) {
+        const size = maxmsg > 0 ? { maxmsg, msgsize } : MessageQueue.#defaults();
+        throw emfileError(name, size.maxmsg, size.msgsize);
+      }
+      check(fd, 'mq_open', where);
+    }
     fd = native.mqOpen(name, access, 0, 0, 0);
     if (fd === -ENOENT) return MessageQueue.create(name, options); // unlinked meanwhile: create again
-    return new MessageQueue(name, check(fd, 'mq_open', where), false);
+    return new MessageQueue(name, check(fd, 'mq_open', where), false, options.access);
   }
 
+  /** What mq_open uses without attributes: min(default, max) of each. */
   static #defaults(): { maxmsg: number; msgsize: number } {
     return {
-      maxmsg: procLimit('/proc/sys/fs/mqueue/msg_default', 10),
-      msgsize: procLimit('/proc/sys/fs/mqueue/msgsize_default', 8192),
+      maxmsg: Math.min(procLimit('/proc/sys/fs/mqueue/msg_default', 10), procLimit('/proc/sys/fs/mqueue/msg_max', 10)),
+      msgsize: Math.min(procLimit('/proc/sys/fs/mqueue/msgsize_default', 8192), procLimit('/proc/sys/fs/mqueue/msgsize_max', 8192)),
     };
   }
 
@@ -140,7 +221,7 @@ export class MessageQueue implements Disposable {
   static open(name: string, options: { access?: Access } = {}): MessageQueue {
     v.posixName(name, 'message queue', MAX_NAME_BYTES);
     const fd = check(native.mqOpen(name, accessFlags(options.access), 0, 0, 0), 'mq_open', { path: name });
-    return new MessageQueue(name, fd, false);
+    return new MessageQueue(name, fd, false, options.access);
   }
 
   /** Removes the name (`mq_unlink`); the queue lives on until every descriptor is closed. */
@@ -188,9 +269,21 @@ export class MessageQueue implements Disposable {
     return [bytes, prio];
   }
 
+  /** The kernel's EBADF for a call the handle's access mode forbids, said plainly. */
+  #accessError(syscall: string): IpcError {
+    const only = this.#access === 'read' ? 'receiving' : 'sending';
+    return new IpcError('EBADF', {
+      errno: -EBADF,
+      syscall,
+      ...this.#where,
+      message: `EBADF: bad file descriptor: the handle was opened for ${only} only (access '${this.#access}'), ${syscall} '${this.name}'`,
+    });
+  }
+
   #trySendRaw(bytes: Uint8Array, prio: number): boolean {
     const r = native.mqSend(this.#fd, bytes, prio);
     if (r === -EAGAIN) return false;
+    if (r === -EBADF && this.#access === 'read') throw this.#accessError('mq_send');
     check(r, 'mq_send', this.#where);
     return true;
   }
@@ -206,13 +299,16 @@ export class MessageQueue implements Disposable {
   send(data: Payload, priority = 0, options?: WaitOptions): Promise<void> {
     let bytes: Uint8Array;
     let prio: number;
+    let wait: Wait;
     try {
       [bytes, prio] = this.#sendArgs(data, priority);
+      // Options first: an already aborted signal sends nothing, even with room.
+      wait = waitOf(options);
       if (this.#senders.length === 0 && this.#trySendRaw(bytes, prio)) return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#enqueue(this.#senders, options, 'mq_send', { bytes, priority: prio });
+    return this.#enqueue(this.#senders, wait, 'mq_send', { bytes, priority: prio });
   }
 
   /** mq_send, blocking this thread while the queue is full. */
@@ -224,6 +320,7 @@ export class MessageQueue implements Disposable {
   #tryReceiveRaw(): Message | undefined {
     const r = native.mqReceive(this.#fd, this.messageSize);
     if (r === -EAGAIN) return undefined;
+    if (r === -EBADF && this.#access === 'write') throw this.#accessError('mq_receive');
     return unwrap(r, 'mq_receive', this.#where);
   }
 
@@ -236,8 +333,11 @@ export class MessageQueue implements Disposable {
 
   /** mq_receive, waiting (polling the descriptor, no thread) until a message arrives. */
   receive(options?: WaitOptions): Promise<Message> {
+    let wait: Wait;
     try {
       this.#open();
+      // Options first: an already aborted signal takes nothing, even with a message there.
+      wait = waitOf(options);
       if (this.#receivers.length === 0) {
         const m = this.#tryReceiveRaw();
         if (m) return Promise.resolve(m);
@@ -245,7 +345,7 @@ export class MessageQueue implements Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#enqueue(this.#receivers, options, 'mq_receive', {});
+    return this.#enqueue(this.#receivers, wait, 'mq_receive', {});
   }
 
   /** mq_receive, blocking this thread until a message arrives. */
@@ -263,28 +363,22 @@ export class MessageQueue implements Disposable {
       if (value !== undefined) return value;
       const left = timeout - (performance.now() - start);
       if (left <= 0) throw timeoutError(syscall, this.#where);
-      check(native.pollFd(this.#fd, readable, !readable, left === Infinity ? -1 : Math.ceil(left)), 'poll', this.#where);
+      const r = native.pollFd(this.#fd, readable, !readable, left === Infinity ? -1 : Math.ceil(left));
+      // A signal handler ran (Node's own, for SIGCHLD, or one the program set): poll
+      // is never restarted, so wait again for what is left of the timeout.
+      if (r !== -EINTR) check(r, 'poll', this.#where);
     }
   }
 
-  #enqueue<T, W extends Waiter<T>>(list: W[], options: WaitOptions | undefined, syscall: string, extra: Omit<W, keyof Waiter<T>>): Promise<T> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      timeout = timeoutOf(options);
-      signal = signalOf(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+  #enqueue<T, W extends Waiter<T>>(list: W[], { timeout, signal }: Wait, syscall: string, extra: Omit<W, keyof Waiter<T>>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: DeadlineTimer | undefined;
       const onAbort = (): void => fail(abortError(signal!));
       const waiter = {
         ...extra,
         resolve: (value: T) => { waiter.cleanup(); resolve(value); },
         reject: (err: Error) => { waiter.cleanup(); reject(err); },
-        cleanup: () => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); },
+        cleanup: () => { timer?.clear(); signal?.removeEventListener('abort', onAbort); },
       } as unknown as W;
       const fail = (err: Error): void => {
         const i = list.indexOf(waiter);
@@ -292,9 +386,9 @@ export class MessageQueue implements Disposable {
         this.#updatePolling();
         waiter.reject(err);
       };
-      if (timeout !== Infinity) timer = setTimeout(() => fail(timeoutError(syscall, this.#where)), timeout);
-      signal?.addEventListener('abort', onAbort, { once: true });
       list.push(waiter);
+      timer = deadlineTimer(timeout, () => fail(timeoutError(syscall, this.#where)));
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#updatePolling();
     });
   }

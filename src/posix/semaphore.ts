@@ -11,7 +11,7 @@ import { native, type SemHandle } from '../native.js';
 import { check, systemError, unwrap, TooLargeError } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import { PendingWaits, waitOnThread } from '../internal/blocking.js';
-import { timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
+import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { constants as fsc } from 'node:fs';
 
@@ -36,7 +36,6 @@ export class Semaphore implements Disposable {
   /** True if this handle created the semaphore. */
   readonly created: boolean;
   #sem: SemHandle | undefined;
-  #closing = false;
   readonly #pending = new PendingWaits();
 
   private constructor(name: string, sem: SemHandle, created: boolean) {
@@ -47,7 +46,7 @@ export class Semaphore implements Disposable {
 
   static create(name: string, options: CreateOptions = {}): Semaphore {
     v.posixName(name, 'semaphore', MAX_NAME_BYTES);
-    const value = options.value === undefined ? 0 : v.intInRange(options.value, 'value', 0, SEM_VALUE_MAX);
+    const value = Semaphore.#initialValue(options.value);
     const mode = v.mode(options.mode, 0o600);
     const exclusive = v.bool(options.exclusive, 'exclusive', true);
     const where = { path: name };
@@ -59,6 +58,14 @@ export class Semaphore implements Disposable {
       if (existing === -ENOENT) continue; // unlinked meanwhile: create again
       return new Semaphore(name, unwrap(existing, 'sem_open', where), false);
     }
+  }
+
+  static #initialValue(value: unknown): number {
+    if (value === undefined) return 0;
+    if (typeof value === 'number' && Number.isInteger(value) && value > SEM_VALUE_MAX) {
+      throw new TooLargeError('ERR_OUT_OF_RANGE', { message: `value ${value} exceeds SEM_VALUE_MAX (${SEM_VALUE_MAX})` });
+    }
+    return v.intInRange(value, 'value', 0, SEM_VALUE_MAX);
   }
 
   static open(name: string): Semaphore {
@@ -77,7 +84,7 @@ export class Semaphore implements Disposable {
   }
 
   #handle(): SemHandle {
-    if (!this.#sem || this.#closing) throw closedError('semaphore handle', this.#where);
+    if (!this.#sem) throw closedError('semaphore handle', this.#where);
     return this.#sem;
   }
 
@@ -103,15 +110,17 @@ export class Semaphore implements Disposable {
     return true;
   }
 
-  /** sem_wait without blocking the event loop. */
+  /**
+   * sem_wait without blocking the event loop. An already aborted signal
+   * rejects without taking anything, even if a token is there.
+   */
   async wait(options?: WaitOptions): Promise<void> {
+    timeoutOf(options);
+    const signal = signalOf(options);
+    if (signal?.aborted) throw abortError(signal);
     if (this.tryWait()) return;
     const sem = this.#handle();
-    try {
-      await waitOnThread<number>((done) => native.semWait(sem, done), options, 'sem_wait', this.#where, this.#pending);
-    } finally {
-      if (this.#closing && this.#pending.size === 0) this.#release();
-    }
+    await waitOnThread<number>((done) => native.semWait(sem, done), options, 'sem_wait', this.#where, this.#pending);
   }
 
   /** sem_wait (or sem_clockwait with a timeout), blocking this thread. */
@@ -128,24 +137,19 @@ export class Semaphore implements Disposable {
   }
 
   get closed(): boolean {
-    return this.#sem === undefined || this.#closing;
+    return this.#sem === undefined;
   }
 
   /**
-   * sem_close. Pending waits reject (EBADF) having taken nothing; the
-   * semaphore is closed once their threads have let go of it. Idempotent.
+   * sem_close. Pending waits reject (EBADF) having taken nothing; the native
+   * side unmaps the semaphore once their threads have let go of it (see
+   * native/sem.cc). Idempotent.
    */
   close(): void {
-    if (this.closed) return;
-    this.#closing = true;
-    this.#pending.cancelAll(closedError('semaphore handle', this.#where));
-    if (this.#pending.size === 0) this.#release();
-  }
-
-  #release(): void {
-    if (!this.#sem) return;
     const sem = this.#sem;
+    if (!sem) return;
     this.#sem = undefined;
+    this.#pending.cancelAll(closedError('semaphore handle', this.#where));
     native.semClose(sem);
   }
 

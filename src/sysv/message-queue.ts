@@ -14,14 +14,14 @@ import { native, type MsgStatRaw, type RawMessage } from '../native.js';
 import { check, formatKey, invalidArgument, systemError, unwrap, TooLargeError } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import { PendingWaits, waitOnThread } from '../internal/blocking.js';
-import { pollUntilSync, timeoutError, type WaitOptions } from '../internal/wait.js';
+import { abortError, pollUntilSync, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { procLimit } from '../internal/limits.js';
 import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
 
 const { IPC_CREAT, IPC_EXCL, IPC_NOWAIT } = native.sysvConstants;
 const { MSG_NOERROR, MSG_EXCEPT } = native.msgConstants;
-const { EAGAIN, ENOMSG, EINVAL, E2BIG } = constants.errno;
+const { EAGAIN, EINTR, ENOMSG, EINVAL, E2BIG } = constants.errno;
 
 /** The largest message the kernel accepts (msgmax; Linux default 8192 bytes). */
 export const MSGMAX = procLimit('/proc/sys/kernel/msgmax', 8192);
@@ -105,6 +105,17 @@ function toStat(id: number, r: MsgStatRaw): MsqStat {
     lspid: r.lspid,
     lrpid: r.lrpid,
   };
+}
+
+/**
+ * Checks the wait options before the first attempt, so a bad timeout or
+ * signal is an error even when no wait is needed, and an already aborted
+ * signal takes or sends nothing (as fs/promises does with one).
+ */
+function checkWaitOptions(options: WaitOptions | undefined): void {
+  timeoutOf(options);
+  const signal = signalOf(options);
+  if (signal?.aborted) throw abortError(signal);
 }
 
 function payload(data: unknown): Uint8Array {
@@ -217,7 +228,9 @@ export class MessageQueue implements Disposable {
   /** A message larger than the queue's capacity would wait forever: refuse it. */
   #checkFits(bytes: Uint8Array): void {
     const qbytes = this.stat().qbytes;
-    if (bytes.byteLength > qbytes) {
+    // The kernel also counts messages against qbytes (one each), so a
+    // capacity of 0 holds not even an empty message.
+    if (bytes.byteLength > qbytes || qbytes === 0) {
       throw new TooLargeError('EINVAL', {
         errno: -EINVAL,
         syscall: 'msgsnd',
@@ -229,7 +242,10 @@ export class MessageQueue implements Disposable {
 
   /** `msgsnd(IPC_NOWAIT)`: false if the queue is full. */
   trySend(type: number, data: Uint8Array | ArrayBufferView | string): boolean {
-    const bytes = this.#sendArgs(type, data);
+    return this.#trySend(type, this.#sendArgs(type, data));
+  }
+
+  #trySend(type: number, bytes: Uint8Array): boolean {
     const r = native.msgsnd(this.id, type, bytes, IPC_NOWAIT);
     if (r === -EAGAIN) {
       this.#checkFits(bytes);
@@ -241,20 +257,27 @@ export class MessageQueue implements Disposable {
 
   /** Sends a message, waiting (without blocking the event loop) while the queue is full. */
   async send(type: number, data: Uint8Array | ArrayBufferView | string, options?: WaitOptions): Promise<void> {
-    if (this.trySend(type, data)) return;
-    const bytes = payload(data);
+    const bytes = this.#sendArgs(type, data);
+    checkWaitOptions(options);
+    if (this.#trySend(type, bytes)) return;
     await waitOnThread<number>((done) => native.msgsndWait(this.id, type, bytes, 0, done), options, 'msgsnd', this.#where, this.#pending);
   }
 
   /** Sends a message, blocking this thread while the queue is full. */
   sendSync(type: number, data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
-    if (this.trySend(type, data)) return;
-    const bytes = payload(data);
+    const bytes = this.#sendArgs(type, data);
+    timeoutOf(options);
+    if (this.#trySend(type, bytes)) return;
     if (options?.timeout === undefined) {
-      check(native.msgsnd(this.id, type, bytes, 0), 'msgsnd', this.#where);
+      // msgsnd is never restarted after a signal handler (signal(7)): a
+      // signal Node handles (SIGCHLD, SIGUSR2...) must not end the wait.
+      let r: number;
+      do r = native.msgsnd(this.id, type, bytes, 0);
+      while (r === -EINTR);
+      check(r, 'msgsnd', this.#where);
       return;
     }
-    pollUntilSync(() => (this.trySend(type, bytes) ? true : undefined), options, () => timeoutError('msgsnd', this.#where));
+    pollUntilSync(() => (this.#trySend(type, bytes) ? true : undefined), options, () => timeoutError('msgsnd', this.#where));
   }
 
   #receiveArgs(o: ReceiveOptions | undefined): ReceiveArgs {
@@ -291,6 +314,7 @@ export class MessageQueue implements Disposable {
    */
   async receive(options?: ReceiveOptions & WaitOptions): Promise<Message> {
     const a = this.#receiveArgs(options);
+    checkWaitOptions(options);
     const now = this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags | IPC_NOWAIT), a);
     if (now) return now;
     const r = await waitOnThread<RawMessage | number>(
@@ -309,7 +333,14 @@ export class MessageQueue implements Disposable {
   /** Receives the next matching message, blocking this thread until one arrives. */
   receiveSync(options?: ReceiveOptions & { timeout?: number }): Message {
     const a = this.#receiveArgs(options);
-    if (options?.timeout === undefined) return this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags), a)!;
+    timeoutOf(options);
+    if (options?.timeout === undefined) {
+      // As in sendSync: msgrcv returns EINTR after any handled signal.
+      let r: RawMessage | number;
+      do r = native.msgrcv(this.id, a.maxSize, a.type, a.flags);
+      while (r === -EINTR);
+      return this.#received(r, a)!;
+    }
     return pollUntilSync(() => this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags | IPC_NOWAIT), a), options, () =>
       timeoutError('msgrcv', this.#where),
     );

@@ -12,7 +12,7 @@ import { native, type SemStatRaw } from '../native.js';
 import { check, invalidArgument, systemError, unwrap, TooLargeError } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import { PendingWaits, waitOnThread } from '../internal/blocking.js';
-import { timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
+import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { procFields } from '../internal/limits.js';
 import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
@@ -85,6 +85,14 @@ function toStat(id: number, r: SemStatRaw): SemStat {
   };
 }
 
+/** A semaphore value, 0 to SEMVMX; above SEMVMX it is the ERANGE semctl would give. */
+function semValue(value: unknown, what: string, where: { key?: number } = {}): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value > SEMVMX) {
+    throw new TooLargeError('ERANGE', { errno: -ERANGE, message: `ERANGE: ${what} ${value} exceeds the maximum semaphore value (${SEMVMX})`, ...where });
+  }
+  return v.intInRange(value, what, 0, SEMVMX);
+}
+
 export class SemaphoreSet implements Disposable {
   /** The set id (semid), as `ipcs -s` shows it. */
   readonly id: number;
@@ -132,9 +140,9 @@ export class SemaphoreSet implements Disposable {
 
   static #initialValues(value: number | number[] | undefined, count: number): number[] | undefined {
     if (value === undefined) return undefined;
-    if (typeof value === 'number') return new Array<number>(count).fill(v.intInRange(value, 'value', 0, SEMVMX));
+    if (typeof value === 'number') return new Array<number>(count).fill(semValue(value, 'value'));
     if (!Array.isArray(value) || value.length !== count) throw invalidArgument(`value must be a number or an array of ${count} numbers`);
-    return value.map((x, i) => v.intInRange(x, `value[${i}]`, 0, SEMVMX));
+    return value.map((x, i) => semValue(x, `value[${i}]`));
   }
 
   /** Opens the existing set with this key (`semget(key, 0, 0)`). */
@@ -192,10 +200,7 @@ export class SemaphoreSet implements Disposable {
   }
 
   #value(value: unknown, what: string): number {
-    if (typeof value === 'number' && Number.isInteger(value) && value > SEMVMX) {
-      throw new TooLargeError('ERANGE', { errno: -ERANGE, message: `ERANGE: ${what} ${value} exceeds the maximum semaphore value (${SEMVMX})`, ...this.#where });
-    }
-    return v.intInRange(value, what, 0, SEMVMX);
+    return semValue(value, what, this.#where);
   }
 
   /** GETALL */
@@ -258,9 +263,16 @@ export class SemaphoreSet implements Disposable {
     return this.#opResult(native.semop(this.id, this.#encode(ops, true), -1));
   }
 
-  /** semop: applies all operations atomically, waiting without blocking the event loop. */
+  /**
+   * semop: applies all operations atomically, waiting without blocking the
+   * event loop. An already aborted signal rejects without applying anything,
+   * even if the operations could complete at once.
+   */
   async op(ops: SemOp | SemOp[], options?: WaitOptions): Promise<void> {
+    timeoutOf(options);
+    const signal = signalOf(options);
     const now = this.#encode(ops, true);
+    if (signal?.aborted) throw abortError(signal);
     if (this.#opResult(native.semop(this.id, now, -1))) return;
     // The waiting call keeps the caller's own noWait flags: if one of those
     // operations is what blocks, the kernel answers EAGAIN at once.
