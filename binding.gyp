@@ -11,7 +11,9 @@
         "native/msg.cc",
         "native/mqueue.cc",
         "native/sem.cc",
-        "native/poll.cc"
+        "native/poll.cc",
+        "native/futex.cc",
+        "native/mutex.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

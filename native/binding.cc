@@ -65,6 +65,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterMqueue(env, exports);
   RegisterSem(env, exports);
   RegisterPoll(env, exports);
+  RegisterFutex(env, exports);
+  RegisterMutex(env, exports);
   exports.Set("maxMappingLength", Napi::Number::New(env, static_cast<double>(MaxMappingLength())));
   return exports;
 }

@@ -98,5 +98,7 @@ void RegisterMsg(Napi::Env env, Napi::Object exports);
 void RegisterMqueue(Napi::Env env, Napi::Object exports);
 void RegisterSem(Napi::Env env, Napi::Object exports);
 void RegisterPoll(Napi::Env env, Napi::Object exports);
+void RegisterFutex(Napi::Env env, Napi::Object exports);
+void RegisterMutex(Napi::Env env, Napi::Object exports);
 
 }  // namespace interprocess

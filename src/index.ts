@@ -6,6 +6,8 @@
  * - FIFOs: {@link mkfifo}, {@link openFifoReader}, {@link openFifoWriter}
  * - Framing over any byte stream: {@link FrameReader}, {@link writeFrame}, {@link FrameEncoder}, {@link FrameDecoder}
  * - Shared memory: `posix.SharedMemory`, `sysv.SharedMemory`, `sysv.ftok`
+ * - Message queues and semaphores: `posix.MessageQueue`, `sysv.MessageQueue`, `posix.Semaphore`, `sysv.SemaphoreSet`
+ * - Locks across processes: {@link Mutex} (robust), {@link Condition}, {@link RwLock}
  */
 export * as posix from './posix.js';
 export * as sysv from './sysv.js';
@@ -26,4 +28,9 @@ export {
   MAX_FRAME_SIZE,
 } from './framing.js';
 export type { FramingOptions, FramePayload } from './framing.js';
+export { Mutex, MUTEX_SIZE, MUTEX_ALIGN } from './mutex.js';
+export type { LockResult, MutexGuard, CreateOptions as MutexCreateOptions } from './mutex.js';
+export { Condition, CONDITION_SIZE } from './condition.js';
+export { RwLock, rwlockSize, DEFAULT_READER_SLOTS } from './rwlock.js';
+export type { RwLockCreateOptions } from './rwlock.js';
 export type { WaitOptions } from './internal/wait.js';

@@ -39,12 +39,17 @@ test('demo walks through pipes, FIFOs and shared memory between real processes a
   assert.match(out, /semctl\(GETNCNT\) = 1$/m);
   assert.match(out, /^\[parent \d+\] entered: the kernel undid the dead child's operation$/m);
   assert.match(out, /pong 3 \(sem_post/);
+  // Mutex: turns, then the owner-died path after SIGKILL, repaired.
+  assert.match(out, /\[parent \d+\] leaving critical section\n\[child \d+\] entering critical section\n\[child \d+\] leaving critical section\n\[parent \d+\] entering critical section again/);
+  assert.match(out, /^\[parent \d+\] tryLock\(\): busy; killing child \d+ with SIGKILL/m);
+  assert.match(out, /^\[parent \d+\] lock\(\) resolved 'owner-died'/m);
+  assert.match(out, /^\[parent \d+\] the mutex works on: tryLock\(\) = 'locked'$/m);
 
   // Every child is a different process from the parent, and from each other.
   const parents = pid('parent', /.*/);
   const children = pid('child', /.*/);
   assert.equal(parents.size, 1);
-  assert.ok(children.size >= 9, `expected at least 9 child processes, saw ${children.size}`);
+  assert.ok(children.size >= 11, `expected at least 11 child processes, saw ${children.size}`);
   for (const c of children) assert.ok(!parents.has(c));
 
   assert.deepEqual(shmEntries('/interprocess-demo-'), []);
@@ -66,7 +71,7 @@ test('an unknown mechanism is rejected with a clear message and a non-zero exit'
   const r = await run(process.execPath, [cli, 'demo', 'carrier-pigeon']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /carrier-pigeon/);
-  assert.match(r.stderr, /pipe, fifo, shm, msg, sem/);
+  assert.match(r.stderr, /pipe, fifo, shm, msg, sem, mutex/);
 });
 
 test('--help lists the demo command, --version prints the package version', async () => {

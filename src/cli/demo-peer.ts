@@ -4,6 +4,7 @@
  */
 import {
   FrameReader,
+  Mutex,
   openFifoReader,
   pipeReader,
   pipeWriter,
@@ -99,6 +100,22 @@ async function posixSemPeer(out: Out, ping: string, pong: string): Promise<void>
   b.close();
 }
 
+async function mutexPeer(out: Out, name: string, mode: string): Promise<void> {
+  const m = Mutex.open(name);
+  if (mode === 'turn') {
+    child(out, 'waiting for the mutex (lock() does not block the event loop)');
+    await m.lock({ timeout: 10_000 });
+    child(out, 'entering critical section');
+    child(out, 'leaving critical section');
+    m.unlock();
+    m.close();
+  } else {
+    m.lockSync();
+    child(out, 'holding the mutex and never letting go');
+    await new Promise(() => setInterval(() => {}, 1000));
+  }
+}
+
 export async function runPeer(role: string, args: string[], out: Out): Promise<void> {
   switch (role) {
     case 'pipe': return pipePeer(out);
@@ -109,6 +126,7 @@ export async function runPeer(role: string, args: string[], out: Out): Promise<v
     case 'posix-mq': return posixMqPeer(out, args[0]!);
     case 'sysv-sem': return sysvSemPeer(out, args[0]!, args[1]!);
     case 'posix-sem': return posixSemPeer(out, args[0]!, args[1]!);
+    case 'mutex': return mutexPeer(out, args[0]!, args[1]!);
     default: throw new Error(`unknown demo peer role: ${role}`);
   }
 }

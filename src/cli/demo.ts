@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   FrameReader,
+  Mutex,
   mkfifo,
   openFifoWriter,
   posix,
@@ -25,7 +26,7 @@ import { say, heading, type Out } from './output.js';
 
 const cliPath = fileURLToPath(new URL('./main.js', import.meta.url));
 
-export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem'] as const;
+export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem', 'mutex'] as const;
 export type Mechanism = (typeof mechanisms)[number];
 
 const parent = (out: Out, text: string): void => say(out, `parent ${process.pid}`, text);
@@ -264,12 +265,52 @@ async function semDemo(out: Out): Promise<void> {
   }
 }
 
+async function mutexDemo(out: Out): Promise<void> {
+  heading(out, 'Robust mutex: two processes take turns in a critical section');
+  const name = `/interprocess-demo-mutex-${process.pid}`;
+  const m = Mutex.create(name, { mode: 0o600 });
+  const unlinkMutex = owe(() => Mutex.unlink(name));
+  try {
+    parent(out, `created ${name}: a process-shared, robust pthread mutex in shared memory`);
+    await m.lock();
+    parent(out, 'entering critical section');
+    const { child } = peer('mutex', [name, 'turn'], { watch: true });
+    await waitForLine(child, /waiting for the mutex/);
+    parent(out, 'leaving critical section');
+    m.unlock();
+    await waitForLine(child, /leaving critical section/);
+    await m.lock();
+    parent(out, 'entering critical section again, after the child left');
+    m.unlock();
+    await exited(child);
+
+    heading(out, 'Crash recovery: the holder is killed; the next locker is told and repairs');
+    const holder = peer('mutex', [name, 'hold'], { watch: true }).child;
+    await waitForLine(holder, /holding the mutex/);
+    parent(out, `tryLock(): ${m.tryLock()}; killing child ${holder.pid} with SIGKILL while it holds the mutex`);
+    holder.kill('SIGKILL');
+    await once(holder, 'exit');
+    const result = await m.lock({ timeout: 10_000 });
+    parent(out, `lock() resolved '${result}': the kernel marked the mutex when its owner died`);
+    parent(out, 'repairing the protected state, then markConsistent()');
+    m.markConsistent();
+    m.unlock();
+    parent(out, `the mutex works on: tryLock() = '${m.tryLock()}'`);
+    m.unlock();
+  } finally {
+    m.close();
+    unlinkMutex();
+    parent(out, `unlinked ${name}`);
+  }
+}
+
 const walkthroughs: Record<Mechanism, (out: Out) => Promise<void>> = {
   pipe: pipeDemo,
   fifo: fifoDemo,
   shm: shmDemo,
   msg: msgDemo,
   sem: semDemo,
+  mutex: mutexDemo,
 };
 
 export async function runDemo(which: Mechanism[] | undefined, out: Out): Promise<void> {

@@ -1,0 +1,159 @@
+/*
+ * interprocess.h: share interprocess's locks with C programs.
+ *
+ * Header-only, C11, Linux. See docs/mutex.md for the layouts.
+ *
+ *   Mutex      a pthread_mutex_t initialised PTHREAD_PROCESS_SHARED,
+ *              PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK: use the
+ *              pthread calls directly (ipx_mutex_init initialises one).
+ *   Condition  struct ipx_cond { seq, waiters }: futex-based, paired with a Mutex.
+ *   RwLock     a gate Mutex at offset 0, then reader-slot Mutexes at 64, 128, ...
+ *   Named      shm_open("/name"), mmap: a 64-byte header, the object at offset 64.
+ */
+#ifndef INTERPROCESS_H
+#define INTERPROCESS_H
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IPX_MAGIC 0x786d7069u /* "ipmx" */
+#define IPX_LAYOUT_VERSION 1
+#define IPX_HEADER_SIZE 64
+enum ipx_kind { IPX_MUTEX = 1, IPX_CONDITION = 2, IPX_RWLOCK = 3, IPX_CHANNEL = 4 };
+
+struct ipx_header {
+  _Atomic uint32_t magic;  /* written last by the creator */
+  uint16_t version;
+  uint16_t kind;           /* enum ipx_kind */
+  int32_t creator_pid;
+  uint32_t extra;          /* rwlock: number of reader slots */
+  uint8_t reserved[48];
+};
+
+/* The object inside a mapped named object, or NULL if it is not (yet) one of `kind`. */
+static inline void *ipx_named_object(void *base, enum ipx_kind kind) {
+  struct ipx_header *h = (struct ipx_header *)base;
+  if (atomic_load_explicit(&h->magic, memory_order_acquire) != IPX_MAGIC) return NULL;
+  if (h->version != IPX_LAYOUT_VERSION || h->kind != kind) return NULL;
+  return (char *)base + IPX_HEADER_SIZE;
+}
+
+/* ---- Mutex ---------------------------------------------------------------- */
+
+static inline int ipx_mutex_init(pthread_mutex_t *m) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  int r = pthread_mutex_init(m, &a);
+  pthread_mutexattr_destroy(&a);
+  return r;
+}
+
+/* ---- Condition ------------------------------------------------------------ */
+
+struct ipx_cond {
+  _Atomic int32_t seq;      /* incremented by every notify */
+  _Atomic int32_t waiters;  /* threads inside ipx_cond_wait */
+};
+
+/*
+ * Releases m, sleeps until notified (or until the CLOCK_MONOTONIC deadline,
+ * if not NULL), takes m again. Returns 0, ETIMEDOUT, or what
+ * pthread_mutex_lock returned (EOWNERDEAD: m taken, its owner died).
+ * May return without a notify: re-check the condition in a loop.
+ */
+static inline int ipx_cond_wait(struct ipx_cond *c, pthread_mutex_t *m, const struct timespec *deadline) {
+  int32_t seq = atomic_load(&c->seq);
+  atomic_fetch_add(&c->waiters, 1);
+  pthread_mutex_unlock(m);
+  int timed_out = 0;
+  struct timespec rel, *relp = NULL;
+  if (deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    rel.tv_sec = deadline->tv_sec - now.tv_sec;
+    rel.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+    if (rel.tv_nsec < 0) { rel.tv_sec--; rel.tv_nsec += 1000000000; }
+    if (rel.tv_sec < 0) { rel.tv_sec = 0; rel.tv_nsec = 0; }
+    relp = &rel;
+  }
+  if (syscall(SYS_futex, &c->seq, FUTEX_WAIT, seq, relp, NULL, 0) != 0 && errno == ETIMEDOUT) timed_out = 1;
+  atomic_fetch_sub(&c->waiters, 1);
+  int r = pthread_mutex_lock(m);
+  if (r != 0) return r;
+  return timed_out ? ETIMEDOUT : 0;
+}
+
+static inline void ipx_cond_notify(struct ipx_cond *c, int all) {
+  atomic_fetch_add(&c->seq, 1);
+  if (atomic_load(&c->waiters) > 0) syscall(SYS_futex, &c->seq, FUTEX_WAKE, all ? INT32_MAX : 1, NULL, NULL, 0);
+}
+
+/* ---- RwLock --------------------------------------------------------------- */
+
+#define IPX_RWLOCK_STRIDE 64
+#define IPX_RWLOCK_SIZE(slots) (IPX_RWLOCK_STRIDE * (1 + (slots)))
+
+static inline pthread_mutex_t *ipx_rw_gate(void *rw) { return (pthread_mutex_t *)rw; }
+static inline pthread_mutex_t *ipx_rw_slot(void *rw, int i) {
+  return (pthread_mutex_t *)((char *)rw + IPX_RWLOCK_STRIDE * (1 + i));
+}
+
+/* Locks m; a mutex met in the owner-died state is made consistent at once. Returns 1 if its owner had died. */
+static inline int ipx__take(pthread_mutex_t *m, int try_only, int *err) {
+  int r = try_only ? pthread_mutex_trylock(m) : pthread_mutex_lock(m);
+  if (r == EOWNERDEAD) { pthread_mutex_consistent(m); *err = 0; return 1; }
+  *err = r;
+  return 0;
+}
+
+static inline int ipx_rwlock_init(void *rw, int slots) {
+  int r = ipx_mutex_init(ipx_rw_gate(rw));
+  for (int i = 0; r == 0 && i < slots; i++) r = ipx_mutex_init(ipx_rw_slot(rw, i));
+  return r;
+}
+
+/* Read lock: returns 0 (or an error) and the slot taken, to pass to ipx_rwlock_rdunlock. */
+static inline int ipx_rwlock_rdlock(void *rw, int slots, int *slot) {
+  int err;
+  ipx__take(ipx_rw_gate(rw), 0, &err);
+  if (err) return err;
+  *slot = -1;
+  for (int i = 0; i < slots && *slot < 0; i++) {
+    ipx__take(ipx_rw_slot(rw, i), 1, &err);
+    if (err == 0) *slot = i;
+  }
+  if (*slot < 0) {
+    ipx__take(ipx_rw_slot(rw, 0), 0, &err);
+    if (err == 0) *slot = 0;
+  }
+  pthread_mutex_unlock(ipx_rw_gate(rw));
+  return *slot < 0 ? err : 0;
+}
+
+static inline int ipx_rwlock_rdunlock(void *rw, int slot) { return pthread_mutex_unlock(ipx_rw_slot(rw, slot)); }
+
+/* Write lock: holds the gate, waits for every reader slot to be free once. */
+static inline int ipx_rwlock_wrlock(void *rw, int slots) {
+  int err;
+  ipx__take(ipx_rw_gate(rw), 0, &err);
+  if (err) return err;
+  for (int i = 0; i < slots; i++) {
+    ipx__take(ipx_rw_slot(rw, i), 0, &err);
+    if (err) { pthread_mutex_unlock(ipx_rw_gate(rw)); return err; }
+    pthread_mutex_unlock(ipx_rw_slot(rw, i));
+  }
+  return 0;
+}
+
+static inline int ipx_rwlock_wrunlock(void *rw) { return pthread_mutex_unlock(ipx_rw_gate(rw)); }
+
+#endif /* INTERPROCESS_H */
