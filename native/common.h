@@ -8,6 +8,8 @@
 #pragma once
 
 #include <napi.h>
+#include <sys/ipc.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <functional>
@@ -78,6 +80,18 @@ inline void CallFromLoop(napi_env env, napi_value recv, napi_value fn, size_t ar
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
+}
+
+// The ipc_perm fields every System V *_ds structure starts with, under the
+// names the TypeScript layer uses (IpcPerm in src/sysv/key.ts).
+inline void SetIpcPerm(Napi::Object o, const struct ipc_perm& p) {
+  Napi::Env env = o.Env();
+  o.Set("key", Napi::Number::New(env, p.__key));
+  o.Set("uid", Napi::Number::New(env, p.uid));
+  o.Set("gid", Napi::Number::New(env, p.gid));
+  o.Set("cuid", Napi::Number::New(env, p.cuid));
+  o.Set("cgid", Napi::Number::New(env, p.cgid));
+  o.Set("mode", Napi::Number::New(env, p.mode));
 }
 
 enum class MappingKind : intptr_t { kMmap = 0, kShmat = 1 };

@@ -139,12 +139,7 @@ Napi::Value MsgStat(const Napi::CallbackInfo& info) {
   struct msqid_ds ds;
   if (msgctl(id, IPC_STAT, &ds) != 0) return Errno(env, errno);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("key", Napi::Number::New(env, ds.msg_perm.__key));
-  o.Set("uid", Napi::Number::New(env, ds.msg_perm.uid));
-  o.Set("gid", Napi::Number::New(env, ds.msg_perm.gid));
-  o.Set("cuid", Napi::Number::New(env, ds.msg_perm.cuid));
-  o.Set("cgid", Napi::Number::New(env, ds.msg_perm.cgid));
-  o.Set("mode", Napi::Number::New(env, ds.msg_perm.mode));
+  SetIpcPerm(o, ds.msg_perm);
   o.Set("stime", Napi::Number::New(env, static_cast<double>(ds.msg_stime)));
   o.Set("rtime", Napi::Number::New(env, static_cast<double>(ds.msg_rtime)));
   o.Set("ctime", Napi::Number::New(env, static_cast<double>(ds.msg_ctime)));

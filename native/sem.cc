@@ -268,12 +268,7 @@ Napi::Value SemStat(const Napi::CallbackInfo& info) {
   arg.buf = &ds;
   if (semctl(id, 0, IPC_STAT, arg) != 0) return Errno(env, errno);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("key", Napi::Number::New(env, ds.sem_perm.__key));
-  o.Set("uid", Napi::Number::New(env, ds.sem_perm.uid));
-  o.Set("gid", Napi::Number::New(env, ds.sem_perm.gid));
-  o.Set("cuid", Napi::Number::New(env, ds.sem_perm.cuid));
-  o.Set("cgid", Napi::Number::New(env, ds.sem_perm.cgid));
-  o.Set("mode", Napi::Number::New(env, ds.sem_perm.mode));
+  SetIpcPerm(o, ds.sem_perm);
   o.Set("otime", Napi::Number::New(env, static_cast<double>(ds.sem_otime)));
   o.Set("ctime", Napi::Number::New(env, static_cast<double>(ds.sem_ctime)));
   o.Set("nsems", Napi::Number::New(env, static_cast<double>(ds.sem_nsems)));

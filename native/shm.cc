@@ -83,12 +83,7 @@ Napi::Value ShmStat(const Napi::CallbackInfo& info) {
   struct shmid_ds ds;
   if (shmctl(id, IPC_STAT, &ds) != 0) return Errno(env, errno);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("key", Napi::Number::New(env, ds.shm_perm.__key));
-  o.Set("uid", Napi::Number::New(env, ds.shm_perm.uid));
-  o.Set("gid", Napi::Number::New(env, ds.shm_perm.gid));
-  o.Set("cuid", Napi::Number::New(env, ds.shm_perm.cuid));
-  o.Set("cgid", Napi::Number::New(env, ds.shm_perm.cgid));
-  o.Set("mode", Napi::Number::New(env, ds.shm_perm.mode));
+  SetIpcPerm(o, ds.shm_perm);
   o.Set("size", Napi::Number::New(env, static_cast<double>(ds.shm_segsz)));
   o.Set("atime", Napi::Number::New(env, static_cast<double>(ds.shm_atime)));
   o.Set("dtime", Napi::Number::New(env, static_cast<double>(ds.shm_dtime)));

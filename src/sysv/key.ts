@@ -27,3 +27,21 @@ export function resolveKey(key: Key): number {
   if (typeof key === 'object' && key !== null) return ftok(key.path, key.projId);
   return v.sysvKey(key);
 }
+
+/** The `ipc_perm` part every System V `*_ds` structure starts with (C names, no prefix). */
+export interface IpcPerm {
+  /** The key the object was created with (0 for IPC_PRIVATE, or once removed). */
+  key: number;
+  /** Owner and creator user and group ids. */
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  /** Permission bits (and the kernel's flag bits above 0o777, as `ipcs` shows). */
+  mode: number;
+}
+
+/** A System V timestamp (seconds; 0 = never) as a Date, or null for never. */
+export function ipcTime(seconds: number): Date | null {
+  return seconds === 0 ? null : new Date(seconds * 1000);
+}

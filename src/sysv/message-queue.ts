@@ -17,7 +17,7 @@ import { PendingWaits, waitOnThread } from '../internal/blocking.js';
 import { abortError, pollUntilSync, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { procLimit } from '../internal/limits.js';
-import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
+import { ipcTime, resolveKey, IPC_PRIVATE, type IpcPerm, type Key } from './key.js';
 
 const { IPC_CREAT, IPC_EXCL, IPC_NOWAIT } = native.sysvConstants;
 const { MSG_NOERROR, MSG_EXCEPT } = native.msgConstants;
@@ -63,14 +63,8 @@ export interface Message {
 }
 
 /** The queue's `msqid_ds`, field names as in C without the `msg_` prefix. */
-export interface MsqStat {
+export interface MsqStat extends IpcPerm {
   id: number;
-  key: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-  mode: number;
   /** Last send, last receive (null if never), last change. */
   stime: Date | null;
   rtime: Date | null;
@@ -87,24 +81,7 @@ export interface MsqStat {
 }
 
 function toStat(id: number, r: MsgStatRaw): MsqStat {
-  const date = (s: number): Date | null => (s === 0 ? null : new Date(s * 1000));
-  return {
-    id,
-    key: r.key,
-    uid: r.uid,
-    gid: r.gid,
-    cuid: r.cuid,
-    cgid: r.cgid,
-    mode: r.mode,
-    stime: date(r.stime),
-    rtime: date(r.rtime),
-    ctime: new Date(r.ctime * 1000),
-    cbytes: r.cbytes,
-    qnum: r.qnum,
-    qbytes: r.qbytes,
-    lspid: r.lspid,
-    lrpid: r.lrpid,
-  };
+  return { id, ...r, stime: ipcTime(r.stime), rtime: ipcTime(r.rtime), ctime: ipcTime(r.ctime)! };
 }
 
 /**

@@ -15,7 +15,7 @@ import { PendingWaits, waitOnThread } from '../internal/blocking.js';
 import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 import { procFields } from '../internal/limits.js';
-import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
+import { ipcTime, resolveKey, IPC_PRIVATE, type IpcPerm, type Key } from './key.js';
 
 const { IPC_CREAT, IPC_EXCL, IPC_NOWAIT } = native.sysvConstants;
 const { SEM_UNDO, GETVAL, SETVAL, GETNCNT, GETZCNT, GETPID, IPC_RMID, SEMVMX } = native.semConstants;
@@ -56,14 +56,8 @@ export interface SemOp {
 }
 
 /** The set's `semid_ds`, field names as in C without the `sem_` prefix. */
-export interface SemStat {
+export interface SemStat extends IpcPerm {
   id: number;
-  key: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-  mode: number;
   /** Last semop (null if never), last change. */
   otime: Date | null;
   ctime: Date;
@@ -71,18 +65,7 @@ export interface SemStat {
 }
 
 function toStat(id: number, r: SemStatRaw): SemStat {
-  return {
-    id,
-    key: r.key,
-    uid: r.uid,
-    gid: r.gid,
-    cuid: r.cuid,
-    cgid: r.cgid,
-    mode: r.mode,
-    otime: r.otime === 0 ? null : new Date(r.otime * 1000),
-    ctime: new Date(r.ctime * 1000),
-    nsems: r.nsems,
-  };
+  return { id, ...r, otime: ipcTime(r.otime), ctime: ipcTime(r.ctime)! };
 }
 
 /** A semaphore value, 0 to SEMVMX; above SEMVMX it is the ERANGE semctl would give. */

@@ -10,7 +10,7 @@ import { native, type ShmStatRaw } from '../native.js';
 import { check, invalidArgument, unwrap } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import * as v from '../internal/validate.js';
-import { resolveKey, IPC_PRIVATE, type Key } from './key.js';
+import { ipcTime, resolveKey, IPC_PRIVATE, type IpcPerm, type Key } from './key.js';
 
 const { IPC_CREAT, IPC_EXCL } = native.sysvConstants;
 
@@ -29,16 +29,8 @@ export interface CreateOptions {
 }
 
 /** The segment's `shmid_ds`, field names as in C without the `shm_` prefix. */
-export interface ShmStat {
+export interface ShmStat extends IpcPerm {
   id: number;
-  key: number;
-  /** Owner and creator ids. */
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-  /** Permission bits (plus SHM_DEST 0o1000 once removed while attached, as `ipcs` shows). */
-  mode: number;
   /** shm_segsz: the size asked for at creation, in bytes. */
   size: number;
   /** Last attach, last detach (null if never), last change. */
@@ -53,23 +45,7 @@ export interface ShmStat {
 }
 
 function toStat(id: number, r: ShmStatRaw): ShmStat {
-  const date = (s: number): Date | null => (s === 0 ? null : new Date(s * 1000));
-  return {
-    id,
-    key: r.key,
-    uid: r.uid,
-    gid: r.gid,
-    cuid: r.cuid,
-    cgid: r.cgid,
-    mode: r.mode,
-    size: r.size,
-    atime: date(r.atime),
-    dtime: date(r.dtime),
-    ctime: new Date(r.ctime * 1000),
-    cpid: r.cpid,
-    lpid: r.lpid,
-    nattch: r.nattch,
-  };
+  return { id, ...r, atime: ipcTime(r.atime), dtime: ipcTime(r.dtime), ctime: ipcTime(r.ctime)! };
 }
 
 export class SharedMemory implements Disposable {
