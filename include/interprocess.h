@@ -121,37 +121,68 @@ static inline int ipx_rwlock_init(void *rw, int slots) {
   return r;
 }
 
-/* Read lock: returns 0 (or an error) and the slot taken, to pass to ipx_rwlock_rdunlock. */
+/*
+ * Takes a free reader slot, else whichever frees first: a thread can wait on
+ * one mutex only, so the slots are watched in turn for a short while each
+ * (1 ms doubling to 16), all of them tried between watches. Slots this
+ * thread holds itself are skipped (EDEADLK if it holds them all).
+ */
+static inline int ipx__any_slot(void *rw, int slots, int *slot) {
+  int err;
+  *slot = -1;
+  for (int round = 0;; round++) {
+    int own = 0;
+    for (int i = 0; i < slots; i++) {
+      ipx__take(ipx_rw_slot(rw, i), 1, &err);
+      if (err == 0) { *slot = i; return 0; }
+      if (err == EDEADLK) own++;
+      else if (err != EBUSY) return err;
+    }
+    if (own == slots) return EDEADLK;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (1L << (round < 4 ? round : 4)) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    int k = round % slots;
+    int r = pthread_mutex_timedlock(ipx_rw_slot(rw, k), &deadline);
+    if (r == EOWNERDEAD) { pthread_mutex_consistent(ipx_rw_slot(rw, k)); r = 0; }
+    if (r == 0) { *slot = k; return 0; }
+    if (r != ETIMEDOUT && r != EDEADLK) return r;
+  }
+}
+
+/*
+ * Read lock. Returns 0, or EOWNERDEAD: taken, but a writer died holding the
+ * lock (the protected data may be half-written), or another error (nothing
+ * taken). *slot receives the slot to pass to ipx_rwlock_rdunlock.
+ */
 static inline int ipx_rwlock_rdlock(void *rw, int slots, int *slot) {
   int err;
-  ipx__take(ipx_rw_gate(rw), 0, &err);
+  int died = ipx__take(ipx_rw_gate(rw), 0, &err);
   if (err) return err;
-  *slot = -1;
-  for (int i = 0; i < slots && *slot < 0; i++) {
-    ipx__take(ipx_rw_slot(rw, i), 1, &err);
-    if (err == 0) *slot = i;
-  }
-  if (*slot < 0) {
-    ipx__take(ipx_rw_slot(rw, 0), 0, &err);
-    if (err == 0) *slot = 0;
-  }
+  err = ipx__any_slot(rw, slots, slot);
   pthread_mutex_unlock(ipx_rw_gate(rw));
-  return *slot < 0 ? err : 0;
+  if (err) return err;
+  return died ? EOWNERDEAD : 0;
 }
 
 static inline int ipx_rwlock_rdunlock(void *rw, int slot) { return pthread_mutex_unlock(ipx_rw_slot(rw, slot)); }
 
-/* Write lock: holds the gate, waits for every reader slot to be free once. */
+/*
+ * Write lock: holds the gate, waits for every reader slot to be free once.
+ * Returns 0, EOWNERDEAD (taken, but the previous writer died holding it: the
+ * data may be half-written), or another error (nothing taken).
+ */
 static inline int ipx_rwlock_wrlock(void *rw, int slots) {
   int err;
-  ipx__take(ipx_rw_gate(rw), 0, &err);
+  int died = ipx__take(ipx_rw_gate(rw), 0, &err);
   if (err) return err;
   for (int i = 0; i < slots; i++) {
     ipx__take(ipx_rw_slot(rw, i), 0, &err);
     if (err) { pthread_mutex_unlock(ipx_rw_gate(rw)); return err; }
     pthread_mutex_unlock(ipx_rw_slot(rw, i));
   }
-  return 0;
+  return died ? EOWNERDEAD : 0;
 }
 
 static inline int ipx_rwlock_wrunlock(void *rw) { return pthread_mutex_unlock(ipx_rw_gate(rw)); }

@@ -15,7 +15,7 @@ import { invalidArgument, systemError } from './errors.js';
 import { SharedMemory } from './posix/shared-memory.js';
 import { closedError } from './internal/handle.js';
 import { PendingWaits, waitOnThread } from './internal/blocking.js';
-import { timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
+import { signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
 import * as v from './internal/validate.js';
 import type { LockResult, Mutex } from './mutex.js';
@@ -108,6 +108,9 @@ export class Condition implements Disposable {
   async wait(mutex: Mutex, options?: WaitOptions): Promise<LockResult> {
     this.#check();
     if (!mutex.held) throw invalidArgument('wait() needs the mutex held by this thread');
+    // Bad options are refused before the mutex is released, not after.
+    timeoutOf(options);
+    signalOf(options);
     const seq = Atomics.load(this.#words, SEQ);
     Atomics.add(this.#words, WAITERS, 1);
     mutex.unlock();

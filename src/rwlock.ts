@@ -20,7 +20,7 @@
  */
 import { invalidArgument } from './errors.js';
 import { SharedMemory } from './posix/shared-memory.js';
-import { DeadlockError } from './errors.js';
+import { DeadlockError, TimeoutError } from './errors.js';
 import { closedError } from './internal/handle.js';
 import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
 import { abortError, signalOf, timeoutOf, type WaitOptions } from './internal/wait.js';
@@ -29,6 +29,8 @@ import { Mutex, MUTEX_ALIGN, type LockResult } from './mutex.js';
 
 const STRIDE = 64;
 export const DEFAULT_READER_SLOTS = 32;
+/** How long (ms) a reader that found every slot taken watches one before trying all again. */
+const SLOT_WATCH_MS = [1, 2, 4, 8, 16];
 
 /** Bytes an RwLock with `slots` reader slots occupies. */
 export function rwlockSize(slots = DEFAULT_READER_SLOTS): number {
@@ -160,8 +162,8 @@ export class RwLock implements Disposable {
     } as WaitOptions;
   }
 
-  /** Takes a slot: a free one now, else waits for one. */
-  async #takeSlot(options: WaitOptions): Promise<number> {
+  /** Takes a slot that is free now; undefined if every slot is taken. */
+  #tryTakeSlot(): number | undefined {
     for (let i = 0; i < this.slots; i++) {
       const r = this.#slot[i]!.tryLock();
       if (r !== 'busy') {
@@ -169,12 +171,76 @@ export class RwLock implements Disposable {
         return i;
       }
     }
-    // Every slot is taken: wait for one (this thread's own slots are skipped).
+    return undefined;
+  }
+
+  #everySlotHeld(): DeadlockError {
+    return new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this thread already holds every reader slot' });
+  }
+
+  /** The slots a reader that found none free may wait for: not this handle's own. */
+  #watchable(): number[] {
     const mine = new Set(this.#reading);
-    const i = [...Array(this.slots).keys()].find((k) => !mine.has(k));
-    if (i === undefined) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle already holds every reader slot' });
-    RwLock.#recover(this.#slot[i]!, await this.#slot[i]!.lock({ ...options, timeout: options.timeout! }));
-    return i;
+    const others = [...Array(this.slots).keys()].filter((k) => !mine.has(k));
+    if (others.length === 0) throw this.#everySlotHeld();
+    return others;
+  }
+
+  /**
+   * Takes a slot: a free one now, else whichever frees first. A watcher
+   * follows one lock word, so the slots are watched in turn for a short while
+   * each (SLOT_WATCH_MS), all of them tried between watches: waiting for one
+   * particular slot would keep this reader (and, behind the gate it holds,
+   * everyone) waiting on one long read while other slots are free.
+   */
+  async #takeSlot(options: WaitOptions): Promise<number> {
+    const now = this.#tryTakeSlot();
+    if (now !== undefined) return now;
+    const others = this.#watchable();
+    for (let round = 0; ; round++) {
+      const k = others[round % others.length]!;
+      const left = options.timeout!;
+      const step = Math.min(left, SLOT_WATCH_MS[Math.min(round, SLOT_WATCH_MS.length - 1)]!);
+      try {
+        RwLock.#recover(this.#slot[k]!, await this.#slot[k]!.lock({ ...options, timeout: step }));
+        return k;
+      } catch (err) {
+        if (err instanceof DeadlockError) {
+          // Held by this thread through another handle: it cannot free it while we wait.
+          others.splice(others.indexOf(k), 1);
+          if (others.length === 0) throw this.#everySlotHeld();
+        } else if (!(err instanceof TimeoutError) || step >= left) {
+          throw err;
+        }
+      }
+      const i = this.#tryTakeSlot();
+      if (i !== undefined) return i;
+    }
+  }
+
+  /** #takeSlot, blocking this thread. */
+  #takeSlotSync(left: () => { timeout: number }): number {
+    const now = this.#tryTakeSlot();
+    if (now !== undefined) return now;
+    const others = this.#watchable();
+    for (let round = 0; ; round++) {
+      const k = others[round % others.length]!;
+      const remaining = left().timeout;
+      const step = Math.min(remaining, SLOT_WATCH_MS[Math.min(round, SLOT_WATCH_MS.length - 1)]!);
+      try {
+        RwLock.#recover(this.#slot[k]!, this.#slot[k]!.lockSync({ timeout: step }));
+        return k;
+      } catch (err) {
+        if (err instanceof DeadlockError) {
+          others.splice(others.indexOf(k), 1);
+          if (others.length === 0) throw this.#everySlotHeld();
+        } else if (!(err instanceof TimeoutError) || step >= remaining) {
+          throw err;
+        }
+      }
+      const i = this.#tryTakeSlot();
+      if (i !== undefined) return i;
+    }
   }
 
   /**
@@ -203,20 +269,7 @@ export class RwLock implements Disposable {
     const left = (): { timeout: number } => ({ timeout: Math.max(0, end - performance.now()) });
     const gate = RwLock.#recover(this.#gate, this.#gate.lockSync(left()));
     try {
-      let slot = -1;
-      for (let i = 0; i < this.slots && slot < 0; i++) {
-        const r = this.#slot[i]!.tryLock();
-        if (r !== 'busy') {
-          RwLock.#recover(this.#slot[i]!, r);
-          slot = i;
-        }
-      }
-      if (slot < 0) {
-        const mine = new Set(this.#reading);
-        slot = [...Array(this.slots).keys()].find((k) => !mine.has(k)) ?? -1;
-        if (slot < 0) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle already holds every reader slot' });
-        RwLock.#recover(this.#slot[slot]!, this.#slot[slot]!.lockSync(left()));
-      }
+      const slot = this.#takeSlotSync(left);
       this.#reading.push(slot);
     } finally {
       this.#gate.unlock();

@@ -27,13 +27,15 @@ export function tempDir(tag = 'tmp'): { dir: string; cleanup: () => void } {
 const peerDir = join(root, 'build', 'peers');
 
 /**
- * Compiles test/peers/NAME.c with the system C compiler (once per source
- * change) and returns the binary's path.
+ * Compiles test/peers/NAME.c with the system C compiler (again whenever it or
+ * include/interprocess.h changes) and returns the binary's path.
  */
 export function compilePeer(name: string, extraArgs: string[] = []): Promise<string> {
   const src = join(root, 'test', 'peers', `${name}.c`);
   const out = join(peerDir, name);
-  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return Promise.resolve(out);
+  // Rebuild when the source or the C header the peers include changed.
+  const newest = Math.max(statSync(src).mtimeMs, statSync(join(root, 'include', 'interprocess.h')).mtimeMs);
+  if (existsSync(out) && statSync(out).mtimeMs >= newest) return Promise.resolve(out);
   mkdirSync(peerDir, { recursive: true });
   return run('cc', ['-O2', '-Wall', '-Werror', '-std=gnu11', '-o', out, src, ...extraArgs]).then((r) => {
     if (r.code !== 0) throw new Error(`compiling ${name}.c failed:\n${r.stderr}`);
