@@ -61,9 +61,30 @@ Napi::Value MutexInit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -err);
 }
 
+int32_t ThisTid() {
+  static thread_local int32_t tid = static_cast<int32_t>(syscall(SYS_gettid));
+  return tid;
+}
+
+void WakeOne(std::atomic<int32_t>* word) { syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0); }
+
 // The pthread calls return the error number itself (not -1 and errno).
 Napi::Value MutexTryLock(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), -pthread_mutex_trylock(ArgMutex(info, 0)));
+  pthread_mutex_t* m = ArgMutex(info, 0);
+  int r = pthread_mutex_trylock(m);
+  if (r == ENOTRECOVERABLE) {
+    // glibc (2.36 at least) takes the lock word before it notices the mutex is
+    // unrecoverable, then releases it only if the word was already ours: after
+    // a successful trylock the word keeps our tid, so every later lock by
+    // another thread sleeps forever and ours report EDEADLK. Nobody can hold
+    // an unrecoverable mutex, so a word naming us here is that leftover: clear
+    // it and wake every sleeper, so each learns ENOTRECOVERABLE too.
+    std::atomic<int32_t>* word = LockWord(m);
+    int32_t v = word->load();
+    if ((v & FUTEX_TID_MASK) == ThisTid() && word->compare_exchange_strong(v, 0))
+      syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+  }
+  return Napi::Number::New(info.Env(), -r);
 }
 
 // mutexLockSync(view, timeoutMs): blocks this thread; timeoutMs < 0 = forever.
@@ -90,11 +111,19 @@ Napi::Value MutexConsistent(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -pthread_mutex_consistent(ArgMutex(info, 0)));
 }
 
-// After taking the lock through the slow path, keep FUTEX_WAITERS set: the
-// wake-up that reached our watcher may have been the only one, and another
-// waiter (a C thread) may still sleep; glibc's own slow path does the same.
+// Called once a watcher of ours has returned and the lock() it served has
+// either taken the lock or given up: the unlock that ended the watch woke only
+// one sleeper (ours), and another waiter (a C thread, another process) may
+// still sleep. Holding the lock, keep FUTEX_WAITERS set so our unlock wakes
+// the next one, as glibc's own slow path does; not holding it (a timeout, an
+// abort, close()), hand the wake-up on now, or that waiter could sleep on a
+// free lock forever. A spurious wake-up costs a waiter one more look.
 Napi::Value MutexMarkWaiters(const Napi::CallbackInfo& info) {
-  LockWord(ArgMutex(info, 0))->fetch_or(static_cast<int32_t>(FUTEX_WAITERS));
+  std::atomic<int32_t>* word = LockWord(ArgMutex(info, 0));
+  if ((word->load() & FUTEX_TID_MASK) == ThisTid())
+    word->fetch_or(static_cast<int32_t>(FUTEX_WAITERS));
+  else
+    WakeOne(word);
   return info.Env().Undefined();
 }
 
