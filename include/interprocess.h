@@ -57,6 +57,25 @@ static inline int ipx_mutex_init(pthread_mutex_t *m) {
   return r;
 }
 
+/*
+ * pthread_mutex_trylock, repaired for a glibc quirk (2.36 at least): on an
+ * unrecoverable mutex it returns ENOTRECOVERABLE but leaves the caller's thread
+ * id in the lock word, and every other locker then sleeps forever. Nobody can
+ * hold an unrecoverable mutex, so such a leftover is cleared and every sleeper
+ * woken to learn ENOTRECOVERABLE too. Use this instead of
+ * pthread_mutex_trylock on mutexes shared with interprocess.
+ */
+static inline int ipx_mutex_trylock(pthread_mutex_t *m) {
+  int r = pthread_mutex_trylock(m);
+  if (r == ENOTRECOVERABLE) {
+    _Atomic int32_t *word = (_Atomic int32_t *)m; /* glibc: the futex word comes first */
+    int32_t v = atomic_load(word);
+    if ((v & FUTEX_TID_MASK) == (int32_t)syscall(SYS_gettid) && atomic_compare_exchange_strong(word, &v, 0))
+      syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+  }
+  return r;
+}
+
 /* ---- Condition ------------------------------------------------------------ */
 
 struct ipx_cond {
@@ -109,7 +128,7 @@ static inline pthread_mutex_t *ipx_rw_slot(void *rw, int i) {
 
 /* Locks m; a mutex met in the owner-died state is made consistent at once. Returns 1 if its owner had died. */
 static inline int ipx__take(pthread_mutex_t *m, int try_only, int *err) {
-  int r = try_only ? pthread_mutex_trylock(m) : pthread_mutex_lock(m);
+  int r = try_only ? ipx_mutex_trylock(m) : pthread_mutex_lock(m);
   if (r == EOWNERDEAD) { pthread_mutex_consistent(m); *err = 0; return 1; }
   *err = r;
   return 0;

@@ -1034,6 +1034,11 @@ test('not repaired: unlocked without markConsistent(), every lock in every proce
     assert.equal(await cw.ask(cmd, 5000), `${cmd.split(' ')[0]} ENOTRECOVERABLE`);
   }
   assert.equal(m.ownerTid, 0);
+  // glibc's own trylock would leave the C thread's id in the word here (and
+  // every later locker would hang); interprocess.h's ipx_mutex_trylock repairs it.
+  assert.equal(await cw.ask('ipx_trylock', 5000), 'ipx_trylock ENOTRECOVERABLE');
+  assert.equal(m.ownerTid, 0, 'ipx_mutex_trylock leaves the lock word free');
+  throwsLike(() => m.lockSync({ timeout: 2000 }), NotRecoverableError, notRecoverable);
   throwsLike(() => m.unlock(), PermissionError, { code: 'EPERM' });
   throwsLike(() => m.markConsistent(), InvalidArgumentError, { code: 'EINVAL', errno: -22, syscall: 'pthread_mutex_consistent' });
 });

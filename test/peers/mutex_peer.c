@@ -15,6 +15,7 @@
  *   init                   ipx_mutex_init            -> "init OK"
  *   lock                   pthread_mutex_lock        -> "lock OK"
  *   trylock                pthread_mutex_trylock     -> "trylock EBUSY"
+ *   ipx_trylock            ipx_mutex_trylock (interprocess.h) -> "ipx_trylock EBUSY"
  *   timedlock MS           pthread_mutex_clocklock   -> "timedlock ETIMEDOUT"
  *   unlock                 pthread_mutex_unlock      -> "unlock OK"
  *   consistent             pthread_mutex_consistent  -> "consistent OK"
@@ -151,6 +152,8 @@ int main(int argc, char **argv) {
       printf("lock %s\n", name_of(pthread_mutex_lock(m)));
     } else if (strcmp(cmd, "trylock") == 0) {
       printf("trylock %s\n", name_of(pthread_mutex_trylock(m)));
+    } else if (strcmp(cmd, "ipx_trylock") == 0) {
+      printf("ipx_trylock %s\n", name_of(ipx_mutex_trylock(m)));
     } else if (strcmp(cmd, "timedlock") == 0) {
       struct timespec ts;
       clock_gettime(CLOCK_MONOTONIC, &ts);
