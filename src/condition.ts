@@ -16,7 +16,7 @@ import { SharedMemory } from './posix/shared-memory.js';
 import { closedError } from './internal/handle.js';
 import { PendingWaits, waitOnThread } from './internal/blocking.js';
 import { signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
-import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
+import { HEADER_SIZE, createNamed, openNamed } from './internal/object-header.js';
 import * as v from './internal/validate.js';
 import type { LockResult, Mutex } from './mutex.js';
 
@@ -62,24 +62,15 @@ export class Condition implements Disposable {
 
   /** Creates a named condition (a POSIX shared memory object). */
   static create(name: string, options: { mode?: number; exclusive?: boolean } = {}): Condition {
-    const shm = SharedMemory.create(name, { size: HEADER_SIZE + 64, mode: options.mode ?? 0o600, exclusive: options.exclusive ?? true });
-    if (!shm.created) return Condition.#openNamed(name, shm);
-    writeHeader(shm.buffer, 'condition');
-    return new Condition(Condition.#view(shm.buffer, HEADER_SIZE), name, shm);
+    return createNamed(name, 'condition', { ...options, size: HEADER_SIZE + 64 }, () => {}, (shm) => Condition.#named(name, shm));
   }
 
   static open(name: string): Condition {
-    return Condition.#openNamed(name, SharedMemory.open(name));
+    return openNamed(name, 'condition', (shm) => Condition.#named(name, shm));
   }
 
-  static #openNamed(name: string, shm: SharedMemory): Condition {
-    try {
-      awaitHeader(shm.buffer, 'condition', name);
-      return new Condition(Condition.#view(shm.buffer, HEADER_SIZE), name, shm);
-    } catch (err) {
-      shm.close();
-      throw err;
-    }
+  static #named(name: string, shm: SharedMemory): Condition {
+    return new Condition(Condition.#view(shm.buffer, HEADER_SIZE), name, shm);
   }
 
   static unlink(name: string): void {

@@ -28,7 +28,7 @@ import { SharedMemory } from './posix/shared-memory.js';
 import { closedError } from './internal/handle.js';
 import { PendingWaits, waitOnThread } from './internal/blocking.js';
 import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
-import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
+import { HEADER_SIZE, createNamed, openNamed } from './internal/object-header.js';
 import * as v from './internal/validate.js';
 
 const { EBUSY, EDEADLK, EPERM, ETIMEDOUT, EINVAL } = constants.errno;
@@ -100,32 +100,16 @@ export class Mutex implements Disposable {
 
   /** Creates a named mutex (a POSIX shared memory object holding it). */
   static create(name: string, options: CreateOptions = {}): Mutex {
-    const shm = SharedMemory.create(name, { size: NAMED_SIZE, mode: options.mode ?? 0o600, exclusive: options.exclusive ?? true });
-    if (!shm.created) return Mutex.#openNamed(name, shm);
-    try {
-      const m = Mutex.init(shm.buffer, HEADER_SIZE);
-      writeHeader(shm.buffer, 'mutex');
-      return new Mutex(m.#view, name, shm);
-    } catch (err) {
-      shm.close();
-      SharedMemory.unlink(name);
-      throw err;
-    }
+    return createNamed(name, 'mutex', { ...options, size: NAMED_SIZE }, (b) => Mutex.init(b, HEADER_SIZE), (shm) => Mutex.#named(name, shm));
   }
 
   /** Opens a named mutex. */
   static open(name: string): Mutex {
-    return Mutex.#openNamed(name, SharedMemory.open(name));
+    return openNamed(name, 'mutex', (shm) => Mutex.#named(name, shm));
   }
 
-  static #openNamed(name: string, shm: SharedMemory): Mutex {
-    try {
-      awaitHeader(shm.buffer, 'mutex', name);
-      return new Mutex(view(shm.buffer, HEADER_SIZE), name, shm);
-    } catch (err) {
-      shm.close();
-      throw err;
-    }
+  static #named(name: string, shm: SharedMemory): Mutex {
+    return new Mutex(view(shm.buffer, HEADER_SIZE), name, shm);
   }
 
   /** Removes a named mutex's name; handles already open keep working. */

@@ -22,7 +22,7 @@ import { invalidArgument } from './errors.js';
 import { SharedMemory } from './posix/shared-memory.js';
 import { DeadlockError, TimeoutError } from './errors.js';
 import { closedError } from './internal/handle.js';
-import { HEADER_SIZE, awaitHeader, writeHeader } from './internal/object-header.js';
+import { HEADER_SIZE, createNamed, openNamed } from './internal/object-header.js';
 import { abortError, signalOf, timeoutOf, type WaitOptions } from './internal/wait.js';
 import * as v from './internal/validate.js';
 import { Mutex, MUTEX_ALIGN, type LockResult } from './mutex.js';
@@ -93,32 +93,22 @@ export class RwLock implements Disposable {
   /** Creates a named lock (a POSIX shared memory object). */
   static create(name: string, options: RwLockCreateOptions = {}): RwLock {
     const slots = v.intInRange(options.slots ?? DEFAULT_READER_SLOTS, 'slots', 1, 4096);
-    const shm = SharedMemory.create(name, { size: HEADER_SIZE + rwlockSize(slots), mode: options.mode ?? 0o600, exclusive: options.exclusive ?? true });
-    if (!shm.created) return RwLock.#openNamed(name, shm);
-    try {
-      RwLock.init(shm.buffer, HEADER_SIZE, slots);
-      writeHeader(shm.buffer, 'rwlock', slots);
-      return new RwLock(shm.buffer, HEADER_SIZE, slots, name, shm);
-    } catch (err) {
-      shm.close();
-      SharedMemory.unlink(name);
-      throw err;
-    }
+    return createNamed(
+      name,
+      'rwlock',
+      { ...options, size: HEADER_SIZE + rwlockSize(slots), extra: slots },
+      (b) => RwLock.init(b, HEADER_SIZE, slots),
+      (shm, h) => RwLock.#named(name, shm, h.extra),
+    );
   }
 
   static open(name: string): RwLock {
-    return RwLock.#openNamed(name, SharedMemory.open(name));
+    return openNamed(name, 'rwlock', (shm, h) => RwLock.#named(name, shm, h.extra));
   }
 
-  static #openNamed(name: string, shm: SharedMemory): RwLock {
-    try {
-      const h = awaitHeader(shm.buffer, 'rwlock', name);
-      RwLock.#check(shm.buffer, HEADER_SIZE, h.extra);
-      return new RwLock(shm.buffer, HEADER_SIZE, h.extra, name, shm);
-    } catch (err) {
-      shm.close();
-      throw err;
-    }
+  static #named(name: string, shm: SharedMemory, slots: number): RwLock {
+    RwLock.#check(shm.buffer, HEADER_SIZE, slots);
+    return new RwLock(shm.buffer, HEADER_SIZE, slots, name, shm);
   }
 
   static unlink(name: string): void {

@@ -15,6 +15,7 @@
  */
 import { IpcError, invalidArgument } from '../errors.js';
 import { sleepSync } from './wait.js';
+import { SharedMemory } from '../posix/shared-memory.js';
 
 export const HEADER_SIZE = 64;
 export const MAGIC = 0x786d7069;
@@ -67,4 +68,55 @@ export function awaitHeader(buffer: SharedArrayBuffer, kind: KindName, name: str
     throw new IpcError('ERR_LAYOUT_VERSION', { path: name, message: `'${name}' has layout version ${h.version}; this build understands ${VERSION}` });
   }
   return h;
+}
+
+export interface NamedObjectOptions {
+  /** Bytes of the whole object, header included. */
+  size: number;
+  /** Permission bits, default 0o600. */
+  mode?: number;
+  /** true (default): AlreadyExistsError if the name exists; false: open it instead. */
+  exclusive?: boolean;
+  /** The header's kind-specific word. */
+  extra?: number;
+}
+
+/**
+ * Creates a named object of `kind` (or, with `exclusive: false`, opens the
+ * existing one): `init` lays out the object (only when this call created it),
+ * then the header is written, then `attach` builds the handle. On failure
+ * nothing is left behind: an object this call created is unlinked.
+ */
+export function createNamed<T>(
+  name: string,
+  kind: KindName,
+  options: NamedObjectOptions,
+  init: (buffer: SharedArrayBuffer) => void,
+  attach: (shm: SharedMemory, header: Header) => T,
+): T {
+  const shm = SharedMemory.create(name, { size: options.size, mode: options.mode ?? 0o600, exclusive: options.exclusive ?? true });
+  if (!shm.created) return attachNamed(name, kind, shm, attach);
+  try {
+    init(shm.buffer);
+    writeHeader(shm.buffer, kind, options.extra ?? 0);
+    return attach(shm, readHeader(shm.buffer)!);
+  } catch (err) {
+    shm.close();
+    SharedMemory.unlink(name);
+    throw err;
+  }
+}
+
+/** Opens the existing named object of `kind` (waiting for a creator still initialising it). */
+export function openNamed<T>(name: string, kind: KindName, attach: (shm: SharedMemory, header: Header) => T): T {
+  return attachNamed(name, kind, SharedMemory.open(name), attach);
+}
+
+function attachNamed<T>(name: string, kind: KindName, shm: SharedMemory, attach: (shm: SharedMemory, header: Header) => T): T {
+  try {
+    return attach(shm, awaitHeader(shm.buffer, kind, name));
+  } catch (err) {
+    shm.close();
+    throw err;
+  }
 }
