@@ -13,7 +13,8 @@
         "native/sem.cc",
         "native/poll.cc",
         "native/futex.cc",
-        "native/mutex.cc"
+        "native/mutex.cc",
+        "native/doorbell.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -67,6 +67,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterPoll(env, exports);
   RegisterFutex(env, exports);
   RegisterMutex(env, exports);
+  RegisterDoorbell(env, exports);
   exports.Set("maxMappingLength", Napi::Number::New(env, static_cast<double>(MaxMappingLength())));
   return exports;
 }

@@ -114,5 +114,6 @@ void RegisterSem(Napi::Env env, Napi::Object exports);
 void RegisterPoll(Napi::Env env, Napi::Object exports);
 void RegisterFutex(Napi::Env env, Napi::Object exports);
 void RegisterMutex(Napi::Env env, Napi::Object exports);
+void RegisterDoorbell(Napi::Env env, Napi::Object exports);
 
 }  // namespace interprocess

@@ -135,6 +135,11 @@ export interface NativeBinding {
   MUTEX_SIZE: number;
   MUTEX_ALIGN: number;
   lockErrno: { EOWNERDEAD: number; ENOTRECOVERABLE: number };
+  // doorbells: abstract Unix datagram sockets (native/doorbell.cc)
+  bellBind(name: string): number;
+  bellRing(name: string): number;
+  bellDrain(fd: number): number;
+  BELL_MAX_NAME: number;
   // System V keys (native/ipckey.cc)
   ftok(path: string, projId: number): number | { errno: number };
   maxMappingLength: number;

@@ -1,0 +1,92 @@
+/**
+ * Doorbells (native/doorbell.cc): one process binds a name and waits on it
+ * with libuv (no thread); any process rings it. Used by the Channel for
+ * asynchronous waits: one sleep/wake hand-off, as a Unix socket takes.
+ */
+import { constants } from 'node:os';
+import { closeSync } from 'node:fs';
+import { native, type NativePoller } from '../native.js';
+import { AlreadyExistsError, invalidArgument, systemError } from '../errors.js';
+import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from './wait.js';
+
+const { EADDRINUSE, ECONNREFUSED, EAGAIN } = constants.errno;
+
+function checkName(name: string): void {
+  if (Buffer.byteLength(name) === 0 || Buffer.byteLength(name) > native.BELL_MAX_NAME) {
+    throw invalidArgument(`a doorbell name takes 1 to ${native.BELL_MAX_NAME} bytes`);
+  }
+}
+
+/** Rings the doorbell `name`: true if someone has it bound (it will wake), false if nobody does. */
+export function ring(name: string): boolean {
+  checkName(name);
+  const r = native.bellRing(name);
+  if (r === 0 || r === -EAGAIN) return true; // EAGAIN: rung already, its queue is full
+  if (r === -ECONNREFUSED) return false;
+  throw systemError(r, 'sendto', { path: name });
+}
+
+export class Doorbell {
+  readonly name: string;
+  #fd: number;
+  #poller: NativePoller | undefined;
+  #pending: { resolve(): void; reject(e: Error): void } | undefined;
+
+  private constructor(name: string, fd: number) {
+    this.name = name;
+    this.#fd = fd;
+  }
+
+  /** Binds `name`; AlreadyExistsError if another socket has it. */
+  static bind(name: string): Doorbell {
+    checkName(name);
+    const fd = native.bellBind(name);
+    if (fd === -EADDRINUSE) throw systemError(fd, 'bind', { path: name, message: `EADDRINUSE: the doorbell '${name}' is already bound, bind` }, AlreadyExistsError);
+    if (fd < 0) throw systemError(fd, 'bind', { path: name });
+    return new Doorbell(name, fd);
+  }
+
+  /** Consumes rings already received; true if there were any. */
+  drain(): boolean {
+    return native.bellDrain(this.#fd) > 0;
+  }
+
+  /** Resolves once rung (consuming the rings); one wait at a time. */
+  wait(options?: WaitOptions): Promise<void> {
+    if (this.#fd < 0) return Promise.reject(invalidArgument('the doorbell is closed'));
+    if (this.#pending) return Promise.reject(invalidArgument('a doorbell has one waiter at a time'));
+    const timeout = timeoutOf(options);
+    const signal = signalOf(options);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (this.drain()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => finish(abortError(signal!));
+      const timer = deadlineTimer(timeout, () => finish(timeoutError('recv', { path: this.name })));
+      const finish = (err?: Error): void => {
+        timer.clear();
+        signal?.removeEventListener('abort', onAbort);
+        this.#poller?.stop();
+        this.#pending = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#pending = { resolve: () => finish(), reject: (e) => finish(e) };
+      this.#poller ??= new native.Poller(this.#fd, (status) => {
+        if (status < 0) this.#pending?.reject(systemError(status, 'poll', { path: this.name }));
+        else if (this.drain()) this.#pending?.resolve();
+      });
+      this.#poller.start(true, false);
+    });
+  }
+
+  /** Unbinds the name and ends a pending wait. */
+  close(): void {
+    if (this.#fd < 0) return;
+    this.#pending?.reject(invalidArgument('the doorbell was closed'));
+    this.#poller?.close();
+    this.#poller = undefined;
+    closeSync(this.#fd);
+    this.#fd = -1;
+  }
+}
