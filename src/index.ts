@@ -33,4 +33,6 @@ export type { LockResult, MutexGuard, CreateOptions as MutexCreateOptions } from
 export { Condition, CONDITION_SIZE } from './condition.js';
 export { RwLock, rwlockSize, DEFAULT_READER_SLOTS } from './rwlock.js';
 export type { RwLockCreateOptions } from './rwlock.js';
+export { Channel, DEFAULT_CAPACITY as CHANNEL_DEFAULT_CAPACITY } from './channel.js';
+export type { ChannelCreateOptions } from './channel.js';
 export type { WaitOptions } from './internal/wait.js';

@@ -1,0 +1,155 @@
+// Channel core: order and integrity across real processes (sync and async
+// waits), the ring's wrap edge and maximum size, back-pressure, peer death,
+// timeouts, and the layout bytes a C program relies on (docs/channel.md).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { AbortError, Channel, PeerGoneError, TimeoutError, TooLargeError, posix } from 'interprocess';
+import { collect, shmEntries, spawnNode, uniqueName, waitForLine } from './helpers.js';
+
+const SENDER = `
+  import { Channel } from 'interprocess';
+  import { createHash } from 'node:crypto';
+  const [name, mode, count] = process.argv.slice(1);
+  const ch = Channel.open(name);
+  const h = createHash('sha256');
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  for (let i = 0; i < Number(count); i++) {
+    // Mostly small, every 97th the largest allowed, lengths that hit the wrap edge.
+    const len = i % 97 === 0 ? ch.maxMessage : i % 13 === 0 ? 0 : rnd() % 2500;
+    const b = Buffer.alloc(len);
+    for (let k = 0; k < len; k += 61) b[k] = (i + k) & 255;
+    if (len >= 4) b.writeUInt32LE(i, 0);
+    h.update(b);
+    if (mode === 'sync') ch.sendSync(b, { timeout: 20000 });
+    else await ch.send(b, { timeout: 20000 });
+  }
+  console.log(h.digest('hex'));
+  ch.close();
+`;
+
+function channel(t: import('node:test').TestContext, capacity = 1 << 16): Channel {
+  const name = uniqueName('ch');
+  const ch = Channel.create(name, { capacity });
+  t.after(() => {
+    ch.close();
+    try { Channel.unlink(name); } catch { /* already gone */ }
+  });
+  return ch;
+}
+
+for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['sync', 'async'], ['async', 'sync']] as const) {
+  test(`20000 messages of random sizes cross processes in order and intact (${sendMode} sender, ${receiveMode} receiver)`, async (t) => {
+    const ch = channel(t);
+    const N = 20000;
+    const child = spawnNode(SENDER, [ch.name, sendMode, String(N)]);
+    const done = collect(child);
+    const h = createHash('sha256');
+    for (let i = 0; i < N; i++) {
+      const m = receiveMode === 'sync' ? ch.receiveSync({ timeout: 20000 }) : await ch.receive({ timeout: 20000 });
+      h.update(m);
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(h.digest('hex'), r.stdout.trim(), 'same bytes, same order');
+    assert.equal(ch.tryReceive(), undefined, 'nothing extra');
+  });
+}
+
+test('the layout a C program reads: header kind 4, capacity at 64, max message at 68', (t) => {
+  const ch = channel(t, 8192);
+  const view = new DataView(openBuffer(ch.name));
+  assert.equal(view.getUint32(0, true), 0x786d7069);
+  assert.equal(view.getUint16(4, true), 1);
+  assert.equal(view.getUint16(6, true), 4);
+  assert.equal(view.getInt32(8, true), process.pid);
+  assert.equal(view.getUint32(64, true), 8192);
+  assert.equal(view.getUint32(68, true), 8192 / 2 - 8);
+  assert.equal(ch.capacity, 8192);
+  assert.equal(ch.maxMessage, 4088);
+});
+
+function openBuffer(name: string): SharedArrayBuffer {
+  const shm = posix.SharedMemory.open(name);
+  const b = shm.buffer;
+  shm.close();
+  return b;
+}
+
+test('a message over the maximum is refused before anything is written; the channel goes on', async (t) => {
+  const ch = channel(t, 4096);
+  assert.throws(() => ch.trySend(Buffer.alloc(ch.maxMessage + 1)), (e: unknown) => e instanceof TooLargeError && (e as TooLargeError).code === 'EMSGSIZE');
+  await assert.rejects(ch.send(Buffer.alloc(5000)), TooLargeError);
+  assert.equal(ch.trySend(Buffer.alloc(ch.maxMessage, 7)), true);
+  assert.equal(ch.tryReceive()!.length, ch.maxMessage);
+  assert.equal(ch.tryReceive(), undefined);
+});
+
+test('a full ring holds the sender back until another process drains it', async (t) => {
+  const ch = channel(t, 4096);
+  let sent = 0;
+  while (ch.trySend(Buffer.alloc(500, sent))) sent++;
+  assert.ok(sent >= 6 && sent <= 8, `a 4 KiB ring takes ${sent} records of 504 bytes`);
+  const pending = ch.send(Buffer.from('after the drain'), { timeout: 10000 });
+  const drainer = spawnNode(
+    `import { Channel } from 'interprocess';
+     const ch = Channel.open(process.argv[1]);
+     let n = 0;
+     for (;;) { const m = await ch.receive({ timeout: 10000 }); n++; if (m.toString() === 'after the drain') break; }
+     console.log(n); ch.close();`,
+    [ch.name],
+  );
+  await pending;
+  const r = await collect(drainer);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(Number(r.stdout.trim()), sent + 1);
+});
+
+test('timeouts and aborts end a waiting receive; nothing is lost', async (t) => {
+  const ch = channel(t);
+  await assert.rejects(ch.receive({ timeout: 50 }), TimeoutError);
+  assert.throws(() => ch.receiveSync({ timeout: 50 }), TimeoutError);
+  const ac = new AbortController();
+  const p = ch.receive({ signal: ac.signal });
+  ac.abort();
+  await assert.rejects(p, AbortError);
+  assert.equal(ch.trySend('still here'), true);
+  assert.equal((await ch.receive({ timeout: 1000 })).toString(), 'still here');
+});
+
+test('a sender that dies: its last messages arrive, then the waiting receiver hears "peer gone"', async (t) => {
+  const ch = channel(t);
+  const child = spawnNode(
+    `import { Channel } from 'interprocess';
+     const ch = Channel.open(process.argv[1]);
+     ch.trySend('last words');
+     console.log('sent');
+     setInterval(() => {}, 1000);`,
+    [ch.name],
+  );
+  await waitForLine(child, /sent/);
+  assert.equal((await ch.receive({ timeout: 5000 })).toString(), 'last words');
+  const waiting = ch.receive({ timeout: 10000 });
+  child.kill('SIGKILL');
+  const t0 = performance.now();
+  await assert.rejects(waiting, (e: unknown) => e instanceof PeerGoneError && (e as PeerGoneError).code === 'EPIPE');
+  assert.ok(performance.now() - t0 < 2000, 'noticed promptly');
+});
+
+test('a sender that closes properly is not "gone": the receiver waits for the next one', async (t) => {
+  const ch = channel(t);
+  for (const word of ['first', 'second']) {
+    const child = spawnNode(
+      `import { Channel } from 'interprocess';
+       const ch = Channel.open(process.argv[1]); ch.trySend(process.argv[2]); ch.close();`,
+      [ch.name, word],
+    );
+    assert.equal((await ch.receive({ timeout: 10000 })).toString(), word);
+    assert.equal((await collect(child)).code, 0);
+  }
+});
+
+test('nothing is left behind', () => {
+  assert.deepEqual(shmEntries(`/ipt-${process.pid}-ch`), []);
+});
