@@ -3,7 +3,9 @@
  * names. Tests import the package by its own name ('interprocess'), so they
  * exercise the public exports exactly as users do.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { posix, NotFoundError } from 'interprocess';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -120,3 +122,86 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10
 export const isRoot = process.getuid?.() === 0;
 /** The unprivileged uid/gid used for permission tests when running as root. */
 export const NOBODY = 65534;
+
+// ---- Assertions and waiting used by several suites ---------------------------
+
+export function unlinkQuietly(name: string): void {
+  try {
+    posix.SharedMemory.unlink(name);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+}
+
+export function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
+  assert.ok(caught !== undefined, `expected ${Cls.name}, nothing was thrown`);
+  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${String(caught)}`);
+  for (const [k, want] of Object.entries(fields)) {
+    const got: unknown = (caught as unknown as Record<string, unknown>)[k];
+    if (want instanceof RegExp) assert.match(String(got), want, `${k} of ${String(caught)}`);
+    else assert.equal(got, want, `${k} of ${String(caught)}`);
+  }
+  return caught as Error;
+}
+
+export function throwsLike(fn: () => unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Error {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  return checkError(caught, Cls, fields);
+}
+
+export async function rejectsLike(p: Promise<unknown>, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Promise<Error> {
+  let caught: unknown;
+  try {
+    await p;
+  } catch (err) {
+    caught = err;
+  }
+  return checkError(caught, Cls, fields);
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout?.();
+      reject(new Error(`${what} within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `cond` until it holds (failing after `ms`). */
+export async function until(cond: () => boolean, what: string | (() => string), ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${typeof what === 'string' ? what : what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/** Whether `p` has settled, after letting pending callbacks run. */
+export async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return done;
+}
+
+export function finished(child: ChildProcess, what: string, ms = 20_000): Promise<RunResult> {
+  return withTimeout(collect(child), ms, `${what} exits`, () => child.kill('SIGKILL'));
+}
+
+export function killOnExit(t: { after(fn: () => void): void }, child: ChildProcess): ChildProcess {
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return child;
+}

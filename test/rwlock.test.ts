@@ -36,6 +36,7 @@ import {
   type LockResult,
 } from 'interprocess';
 import { collect, compilePeer, root, shmEntries, spawnNode, uniqueName, waitForLine, type RunResult } from './helpers.js';
+import { checkError, finished, killOnExit, rejectsLike, settled, throwsLike, unlinkQuietly, until, withTimeout } from './helpers.js';
 
 type TestContext = { after(fn: () => void | Promise<void>): void; diagnostic(message: string): void };
 
@@ -78,87 +79,6 @@ after(() => {
 
 // ---------------------------------------------------------------------------
 // helpers
-
-function unlinkQuietly(name: string): void {
-  try {
-    posix.SharedMemory.unlink(name);
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
-}
-
-function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
-  assert.ok(caught !== undefined, `expected ${Cls.name}, nothing was thrown`);
-  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${String(caught)}`);
-  for (const [k, want] of Object.entries(fields)) {
-    const got: unknown = (caught as unknown as Record<string, unknown>)[k];
-    if (want instanceof RegExp) assert.match(String(got), want, `${k} of ${String(caught)}`);
-    else assert.equal(got, want, `${k} of ${String(caught)}`);
-  }
-  return caught as Error;
-}
-
-function throwsLike(fn: () => unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
-
-async function rejectsLike(p: Promise<unknown>, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Promise<Error> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout?.();
-      reject(new Error(`${what} within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `cond` until it holds (failing after `ms`). */
-async function until(cond: () => boolean, what: string | (() => string), ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
-
-/** Whether `p` has settled, after letting pending callbacks run. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-}
-
-function finished(child: ChildProcess, what: string, ms = 20_000): Promise<RunResult> {
-  return withTimeout(collect(child), ms, `${what} exits`, () => child.kill('SIGKILL'));
-}
-
-function killOnExit(t: TestContext, child: ChildProcess): ChildProcess {
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return child;
-}
 
 const rwPeer = compilePeer('rwlock_peer', ['-pthread', `-I${join(root, 'include')}`]);
 rwPeer.catch(() => {}); // reported by the tests that await it
