@@ -76,6 +76,25 @@ static inline int ipx_mutex_trylock(pthread_mutex_t *m) {
   return r;
 }
 
+/*
+ * pthread_mutex_lock in slices of 100 ms: glibc's unlock wakes one sleeper,
+ * and a sleeper killed right after that wake takes the wake-up with it; the
+ * others would sleep forever on a free lock (robust mutexes cover a dying
+ * owner, not a dying waiter). Use this instead of pthread_mutex_lock on
+ * mutexes shared with processes that may be killed while waiting.
+ */
+static inline int ipx_mutex_lock(pthread_mutex_t *m) {
+  for (;;) {
+    /* CLOCK_REALTIME (timedlock is POSIX): a clock jump only stretches one slice. */
+    struct timespec slice;
+    clock_gettime(CLOCK_REALTIME, &slice);
+    slice.tv_nsec += 100 * 1000 * 1000;
+    if (slice.tv_nsec >= 1000000000) { slice.tv_sec++; slice.tv_nsec -= 1000000000; }
+    int r = pthread_mutex_timedlock(m, &slice);
+    if (r != ETIMEDOUT) return r;
+  }
+}
+
 /* ---- Condition ------------------------------------------------------------ */
 
 struct ipx_cond {
@@ -106,7 +125,7 @@ static inline int ipx_cond_wait(struct ipx_cond *c, pthread_mutex_t *m, const st
   }
   if (syscall(SYS_futex, &c->seq, FUTEX_WAIT, seq, relp, NULL, 0) != 0 && errno == ETIMEDOUT) timed_out = 1;
   atomic_fetch_sub(&c->waiters, 1);
-  int r = pthread_mutex_lock(m);
+  int r = ipx_mutex_lock(m);
   if (r != 0) return r;
   return timed_out ? ETIMEDOUT : 0;
 }
@@ -128,7 +147,7 @@ static inline pthread_mutex_t *ipx_rw_slot(void *rw, int i) {
 
 /* Locks m; a mutex met in the owner-died state is made consistent at once. Returns 1 if its owner had died. */
 static inline int ipx__take(pthread_mutex_t *m, int try_only, int *err) {
-  int r = try_only ? ipx_mutex_trylock(m) : pthread_mutex_lock(m);
+  int r = try_only ? ipx_mutex_trylock(m) : ipx_mutex_lock(m);
   if (r == EOWNERDEAD) { pthread_mutex_consistent(m); *err = 0; return 1; }
   *err = r;
   return 0;

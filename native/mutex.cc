@@ -87,20 +87,41 @@ Napi::Value MutexTryLock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -r);
 }
 
+// glibc's unlock clears the lock word and wakes *one* sleeper. If that sleeper
+// is killed after the wake and before it takes the lock, the wake-up dies with
+// it, and every other sleeper would sleep forever on a free lock: robust
+// mutexes cover a dying owner, not a dying waiter. So no wait here sleeps
+// longer than a slice; each slice ends by looking at the lock again.
+constexpr long kSliceNs = 100 * 1000 * 1000;
+
+struct timespec MonotonicAfter(long long ns) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += ns / 1000000000;
+  t.tv_nsec += ns % 1000000000;
+  if (t.tv_nsec >= 1000000000) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000;
+  }
+  return t;
+}
+
+bool Before(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
 // mutexLockSync(view, timeoutMs): blocks this thread; timeoutMs < 0 = forever.
 Napi::Value MutexLockSync(const Napi::CallbackInfo& info) {
   pthread_mutex_t* m = ArgMutex(info, 0);
   int64_t ms = ArgInt(info, 1);
-  if (ms < 0) return Napi::Number::New(info.Env(), -pthread_mutex_lock(m));
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += ms / 1000;
-  deadline.tv_nsec += (ms % 1000) * 1000000;
-  if (deadline.tv_nsec >= 1000000000) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000;
+  struct timespec deadline = MonotonicAfter(ms < 0 ? 0 : ms * 1000000LL);
+  for (;;) {
+    struct timespec slice = MonotonicAfter(kSliceNs);
+    if (ms >= 0 && Before(deadline, slice)) slice = deadline;
+    int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &slice);
+    if (r != ETIMEDOUT) return Napi::Number::New(info.Env(), -r);
+    if (ms >= 0 && !Before(MonotonicAfter(0), deadline)) return Napi::Number::New(info.Env(), -ETIMEDOUT);
   }
-  return Napi::Number::New(info.Env(), -pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline));
 }
 
 Napi::Value MutexUnlock(const Napi::CallbackInfo& info) {
@@ -139,7 +160,9 @@ class WatchCall : public BlockingCall {
         if (!word_->compare_exchange_weak(v, v | static_cast<int32_t>(FUTEX_WAITERS))) continue;
         v |= static_cast<int32_t>(FUTEX_WAITERS);
       }
-      if (syscall(SYS_futex, word_, FUTEX_WAIT, v, nullptr, nullptr, 0) != 0 && errno == EINTR) return -EINTR;
+      // In slices (see kSliceNs): a wake-up a killed waiter took is not waited for forever.
+      struct timespec slice = {0, kSliceNs};
+      if (syscall(SYS_futex, word_, FUTEX_WAIT, v, &slice, nullptr, 0) != 0 && errno == EINTR) return -EINTR;
     }
   }
 
