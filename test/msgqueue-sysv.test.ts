@@ -32,6 +32,7 @@ import {
 import * as sysvEntry from 'interprocess/sysv';
 import { MessageQueue as EntryMessageQueue } from 'interprocess/sysv';
 import { collect, compilePeer, isRoot, NOBODY, spawnNode, tempDir, type RunResult } from './helpers.js';
+import { checkError, rejectsLike, throwsLike, withTimeout } from './helpers.js';
 
 const { MessageQueue, MSGMAX, MSGMNB, IPC_PRIVATE, ftok } = sysv;
 type Queue = sysv.MessageQueue;
@@ -122,36 +123,8 @@ function ftokFile(): string {
   }
 }
 
-function throwsLike(fn: () => unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-async function rejectsLike(p: Promise<unknown>, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Promise<Error> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
-  assert.ok(caught !== undefined, `expected ${Cls.name}, nothing was thrown`);
-  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${String(caught)}`);
-  for (const [k, want] of Object.entries(fields)) {
-    const got: unknown = (caught as unknown as Record<string, unknown>)[k];
-    if (want instanceof RegExp) assert.match(String(got), want, `${k} of ${String(caught)}`);
-    else assert.equal(got, want, `${k} of ${String(caught)}`);
-  }
-  return caught as Error;
-}
 
 /** FNV-1a 32, as msg_peer prints it. */
 function fnv(bytes: Uint8Array): string {
@@ -237,16 +210,6 @@ async function finished(child: ChildProcess, what: string, timeoutMs = 15_000): 
   return r;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout?.();
-      reject(new Error(`${what} within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
-}
 
 /** Starts a Node child running `code` (import { sysv } from 'interprocess' works). */
 function nodeChild(t: TestContext, code: string, args: (string | number)[] = [], options: Parameters<typeof spawnNode>[2] = {}): ChildProcess {

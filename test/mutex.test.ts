@@ -37,6 +37,7 @@ import {
   type LockResult,
 } from 'interprocess';
 import { compilePeer, root, shmEntries, spawnNode, tempDir, uniqueName } from './helpers.js';
+import { checkError, rejectsLike, throwsLike, unlinkQuietly } from './helpers.js';
 
 type TestContext = { after(fn: () => void | Promise<void>): void; diagnostic(message: string): void };
 
@@ -51,36 +52,8 @@ const tmp = tempDir('mutex');
 // ---------------------------------------------------------------------------
 // Assertions and waiting
 
-function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
-  assert.ok(caught !== undefined, `expected ${Cls.name}, nothing was thrown`);
-  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${String(caught)}`);
-  for (const [k, want] of Object.entries(fields)) {
-    const got: unknown = (caught as unknown as Record<string, unknown>)[k];
-    if (want instanceof RegExp) assert.match(String(got), want, `${k} of ${String(caught)}`);
-    else assert.equal(got, want, `${k} of ${String(caught)}`);
-  }
-  return caught as Error;
-}
 
-function throwsLike(fn: () => unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-async function rejectsLike(p: Promise<unknown>, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Promise<Error> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -143,13 +116,6 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 // ---------------------------------------------------------------------------
 // Kernel objects, removed after each test
 
-function unlinkQuietly(name: string): void {
-  try {
-    posix.SharedMemory.unlink(name);
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
-}
 
 function posixShm(t: TestContext, size = 4096): { name: string; shm: posix.SharedMemory; buffer: SharedArrayBuffer } {
   const name = uniqueName('mx');

@@ -27,6 +27,7 @@ import {
 } from 'interprocess';
 import * as posixEntry from 'interprocess/posix';
 import { collect, compilePeer, isRoot, NOBODY, shmEntries, spawnNode, uniqueName, type RunResult } from './helpers.js';
+import { checkError, rejectsLike, throwsLike, withTimeout } from './helpers.js';
 
 const { Semaphore, SEM_VALUE_MAX, SEM_MAX_NAME_BYTES } = posix;
 type Sem = posix.Semaphore;
@@ -70,47 +71,9 @@ function fresh(t: TestContext, tag: string, options: posix.SemaphoreCreateOption
   return track(t, Semaphore.create(uniqueName(tag), options));
 }
 
-function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
-  assert.ok(caught !== undefined, `expected ${Cls.name}, nothing was thrown`);
-  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${String(caught)}`);
-  for (const [k, want] of Object.entries(fields)) {
-    const got: unknown = (caught as unknown as Record<string, unknown>)[k];
-    if (want instanceof RegExp) assert.match(String(got), want, `${k} of ${String(caught)}`);
-    else assert.equal(got, want, `${k} of ${String(caught)}`);
-  }
-  return caught as Error;
-}
 
-function throwsLike(fn: () => unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-async function rejectsLike(p: Promise<unknown>, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Promise<Error> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout?.();
-      reject(new Error(`${what} within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
-}
 
 /** Polls `cond` until it holds (failing after `ms`). */
 async function until(cond: () => boolean | Promise<boolean>, what: string | (() => string), ms = 10_000): Promise<void> {

@@ -32,6 +32,7 @@ import {
 } from 'interprocess';
 import * as sysvEntry from 'interprocess/sysv';
 import { collect, compilePeer, isRoot, NOBODY, spawnNode, tempDir, waitForLine, type RunResult } from './helpers.js';
+import { checkError, rejectsLike, throwsLike, until, withTimeout } from './helpers.js';
 
 const { SemaphoreSet, SEMVMX, SEMMSL, SEMOPM, IPC_PRIVATE, ftok } = sysv;
 type SemSet = sysv.SemaphoreSet;
@@ -115,56 +116,10 @@ function ftokFile(): string {
   }
 }
 
-function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
-  assert.ok(caught !== undefined, `expected ${Cls.name}, nothing was thrown`);
-  assert.ok(caught instanceof Cls, `expected ${Cls.name}, got ${String(caught)}`);
-  for (const [k, want] of Object.entries(fields)) {
-    const got: unknown = (caught as unknown as Record<string, unknown>)[k];
-    if (want instanceof RegExp) assert.match(String(got), want, `${k} of ${String(caught)}`);
-    else assert.equal(got, want, `${k} of ${String(caught)}`);
-  }
-  return caught as Error;
-}
 
-function throwsLike(fn: () => unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-async function rejectsLike(p: Promise<unknown>, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown> = {}): Promise<Error> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  return checkError(caught, Cls, fields);
-}
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout?.();
-      reject(new Error(`${what} within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
-}
 
-/** Polls `cond` until it holds (failing after `ms`). */
-async function until(cond: () => boolean, what: string | (() => string), ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
 
 /** Until at least `n` processes wait on semaphore `num` for an increase (or for zero). */
 function waitersReach(set: SemSet, num: number, n: number, kind: 'forIncrease' | 'forZero' = 'forIncrease'): Promise<void> {
