@@ -225,4 +225,125 @@ static inline int ipx_rwlock_wrlock(void *rw, int slots) {
 
 static inline int ipx_rwlock_wrunlock(void *rw) { return pthread_mutex_unlock(ipx_rw_gate(rw)); }
 
+/* ---- Channel (docs/channel.md) ------------------------------------------- */
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+struct ipx_channel {
+  uint32_t capacity, max_message;
+  _Atomic int32_t *sender_pid, *receiver_pid, *head, *sender_waiting, *tail, *receiver_waiting;
+  uint8_t *ring;
+  char bell_prefix[64]; /* "ipx/<dev>:<ino>": the doorbells of asynchronous waiters */
+};
+
+#define IPX__ALIGN8(n) (((n) + 7u) & ~7u)
+#define IPX__WRAP 0xffffffffu
+
+/* Attaches to a mapped channel object (fd: its shm_open descriptor, for the doorbell names). */
+static inline int ipx_channel_attach(struct ipx_channel *ch, void *base, int fd) {
+  char *b = (char *)ipx_named_object(base, IPX_CHANNEL);
+  if (!b) return EINVAL;
+  b = (char *)base;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno;
+  ch->capacity = *(uint32_t *)(b + 64);
+  ch->max_message = *(uint32_t *)(b + 68);
+  ch->sender_pid = (_Atomic int32_t *)(b + 72);
+  ch->receiver_pid = (_Atomic int32_t *)(b + 76);
+  ch->head = (_Atomic int32_t *)(b + 128);
+  ch->sender_waiting = (_Atomic int32_t *)(b + 132);
+  ch->tail = (_Atomic int32_t *)(b + 192);
+  ch->receiver_waiting = (_Atomic int32_t *)(b + 196);
+  ch->ring = (uint8_t *)(b + 256);
+  snprintf(ch->bell_prefix, sizeof ch->bell_prefix, "ipx/%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+  return 0;
+}
+
+/* Wakes the other side if it sleeps: 1 on the futex word, 2 on its doorbell. */
+static inline void ipx__channel_wake(struct ipx_channel *ch, _Atomic int32_t *flag, _Atomic int32_t *word, const char *side) {
+  int32_t how = atomic_load(flag);
+  if (how == 1) {
+    syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+  } else if (how == 2) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%s/%s", ch->bell_prefix, side);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+      char one = 1;
+      sendto(s, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n));
+      close(s);
+    }
+  }
+}
+
+/* 0: sent; EAGAIN: the ring is full; EMSGSIZE: longer than max_message. */
+static inline int ipx_channel_try_send(struct ipx_channel *ch, const void *data, uint32_t len) {
+  if (len > ch->max_message) return EMSGSIZE;
+  atomic_store(ch->sender_pid, (int32_t)getpid());
+  uint32_t cap = ch->capacity;
+  uint32_t head = (uint32_t)atomic_load(ch->head), tail = (uint32_t)atomic_load(ch->tail);
+  uint32_t free_bytes = cap - (head - tail), pos = head & (cap - 1);
+  uint32_t record = IPX__ALIGN8(4 + len), skip = record > cap - pos ? cap - pos : 0;
+  if (skip + record > free_bytes) return EAGAIN;
+  if (skip) { memcpy(ch->ring + pos, &(uint32_t){IPX__WRAP}, 4); pos = 0; }
+  memcpy(ch->ring + pos, &len, 4);
+  memcpy(ch->ring + pos + 4, data, len);
+  atomic_store(ch->head, (int32_t)(head + skip + record));
+  ipx__channel_wake(ch, ch->receiver_waiting, ch->head, "receiver");
+  return 0;
+}
+
+/* 0: a message of *len bytes copied into buf; EAGAIN: empty; EMSGSIZE: buf too small (*len: needed). */
+static inline int ipx_channel_try_receive(struct ipx_channel *ch, void *buf, uint32_t size, uint32_t *len) {
+  atomic_store(ch->receiver_pid, (int32_t)getpid());
+  uint32_t cap = ch->capacity;
+  uint32_t tail = (uint32_t)atomic_load(ch->tail), head = (uint32_t)atomic_load(ch->head);
+  if (head == tail) return EAGAIN;
+  uint32_t pos = tail & (cap - 1), n;
+  memcpy(&n, ch->ring + pos, 4);
+  if (n == IPX__WRAP) { tail += cap - pos; pos = 0; memcpy(&n, ch->ring, 4); }
+  *len = n;
+  if (n > size) return EMSGSIZE;
+  memcpy(buf, ch->ring + pos + 4, n);
+  atomic_store(ch->tail, (int32_t)(tail + IPX__ALIGN8(4 + n)));
+  ipx__channel_wake(ch, ch->sender_waiting, ch->tail, "sender");
+  return 0;
+}
+
+/* Sleeps (futex, 100 ms slices) until `word` moves from `seen`, flagging `flag` meanwhile. */
+static inline void ipx__channel_sleep(_Atomic int32_t *flag, _Atomic int32_t *word, int32_t seen) {
+  struct timespec slice = {0, 100 * 1000 * 1000};
+  syscall(SYS_futex, word, FUTEX_WAIT, seen, &slice, NULL, 0);
+  atomic_store(flag, 0);
+}
+
+/* Blocking send: waits while the ring is full. */
+static inline int ipx_channel_send(struct ipx_channel *ch, const void *data, uint32_t len) {
+  for (;;) {
+    int32_t seen = atomic_load(ch->tail);
+    atomic_store(ch->sender_waiting, 1);
+    int r = ipx_channel_try_send(ch, data, len);
+    if (r != EAGAIN) { atomic_store(ch->sender_waiting, 0); return r; }
+    ipx__channel_sleep(ch->sender_waiting, ch->tail, seen);
+  }
+}
+
+/* Blocking receive: waits while the ring is empty. */
+static inline int ipx_channel_receive(struct ipx_channel *ch, void *buf, uint32_t size, uint32_t *len) {
+  for (;;) {
+    int32_t seen = atomic_load(ch->head);
+    atomic_store(ch->receiver_waiting, 1);
+    int r = ipx_channel_try_receive(ch, buf, size, len);
+    if (r != EAGAIN) { atomic_store(ch->receiver_waiting, 0); return r; }
+    ipx__channel_sleep(ch->receiver_waiting, ch->head, seen);
+  }
+}
+
 #endif /* INTERPROCESS_H */

@@ -11,7 +11,6 @@
  * One sender and one receiver at a time (the pids they record let each side
  * notice the other's death while waiting).
  */
-import { createHash } from 'node:crypto';
 import { native } from './native.js';
 import { InvalidArgumentError, PeerGoneError, TimeoutError, TooLargeError, invalidArgument } from './errors.js';
 import { SharedMemory } from './posix/shared-memory.js';
@@ -82,6 +81,7 @@ export class Channel implements Disposable {
   readonly #u8: Uint8Array;
   readonly #dv: DataView;
   #bells: Partial<Record<Side, Doorbell>> = {};
+  readonly #bellPrefix: string;
   readonly #attached = new Set<Side>();
   #closed = false;
 
@@ -91,6 +91,8 @@ export class Channel implements Disposable {
     this.#i32 = new Int32Array(shm.buffer);
     this.#u8 = new Uint8Array(shm.buffer);
     this.#dv = new DataView(shm.buffer);
+    const st = shm.stat();
+    this.#bellPrefix = `ipx/${st.dev}:${st.ino}`;
     this.capacity = this.#i32[CAPACITY]! >>> 0;
     this.maxMessage = this.#i32[MAX_MESSAGE]! >>> 0;
     if (this.capacity < 4096 || (this.capacity & (this.capacity - 1)) !== 0 || RING + this.capacity > shm.size) {
@@ -144,9 +146,13 @@ export class Channel implements Disposable {
     return !alive(Atomics.load(this.#i32, side === 'sender' ? RECEIVER_PID : SENDER_PID));
   }
 
+  /**
+   * The doorbell of a side: named after the shared memory object's device
+   * and inode (what fstat gives every opener, C included), so the name is
+   * short and the same for everyone with this channel open.
+   */
   #bellName(side: Side): string {
-    const full = `ipx/${this.name}/${side}`;
-    return Buffer.byteLength(full) <= native.BELL_MAX_NAME ? full : `ipx/${createHash('sha256').update(this.name).digest('hex')}/${side}`;
+    return `${this.#bellPrefix}/${side}`;
   }
 
   /** Wakes the other side if it sleeps (flag set); no system call otherwise. */
