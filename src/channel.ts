@@ -53,13 +53,6 @@ type Side = 'sender' | 'receiver';
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-function payload(data: unknown): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data);
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw invalidArgument('a message must be a Buffer, TypedArray, DataView or string', 'ERR_INVALID_ARG_TYPE');
-}
-
 function alive(pid: number): boolean {
   if (pid === 0 || pid === process.pid) return true;
   try {
@@ -164,7 +157,7 @@ export class Channel implements Disposable {
 
   #bytes(data: unknown): Uint8Array {
     this.#check();
-    const bytes = payload(data);
+    const bytes = v.messageBytes(data);
     if (bytes.byteLength > this.maxMessage) {
       throw new TooLargeError('EMSGSIZE', {
         errno: -90,

@@ -94,3 +94,11 @@ export function bool(b: unknown, what: string, fallback: boolean): boolean {
   if (typeof b !== 'boolean') throw invalidArgument(`${what} must be a boolean, got ${show(b)}`, 'ERR_INVALID_ARG_TYPE');
   return b;
 }
+
+/** A message's bytes: a string (UTF-8), or a view on the bytes of any TypedArray or DataView (no copy). */
+export function messageBytes(data: unknown): Uint8Array {
+  if (typeof data === 'string') return Buffer.from(data);
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw invalidArgument('message data must be a Buffer, TypedArray, DataView or string', 'ERR_INVALID_ARG_TYPE');
+}

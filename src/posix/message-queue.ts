@@ -61,13 +61,6 @@ export interface Message {
 
 type Payload = Uint8Array | ArrayBufferView | string;
 
-function payload(data: unknown): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data);
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw invalidArgument('message data must be a Buffer, TypedArray, DataView or string', 'ERR_INVALID_ARG_TYPE');
-}
-
 /**
  * mq_open's EINVAL, once the name has been checked, means the attributes are
  * past the limits; say which, and which limit.
@@ -256,7 +249,7 @@ export class MessageQueue implements Disposable {
 
   #sendArgs(data: unknown, priority: unknown): [Uint8Array, number] {
     this.#open();
-    const bytes = payload(data);
+    const bytes = v.messageBytes(data);
     const prio = priority === undefined ? 0 : v.intInRange(priority, 'priority', 0, MQ_PRIO_MAX - 1);
     if (bytes.byteLength > this.messageSize) {
       throw new TooLargeError('EMSGSIZE', {

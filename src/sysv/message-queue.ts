@@ -95,13 +95,6 @@ function checkWaitOptions(options: WaitOptions | undefined): void {
   if (signal?.aborted) throw abortError(signal);
 }
 
-function payload(data: unknown): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data);
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw invalidArgument('message data must be a Buffer, TypedArray, DataView or string', 'ERR_INVALID_ARG_TYPE');
-}
-
 interface ReceiveArgs {
   type: number;
   flags: number;
@@ -190,7 +183,7 @@ export class MessageQueue implements Disposable {
   #sendArgs(type: unknown, data: unknown): Uint8Array {
     this.#open();
     v.intInRange(type, 'message type', 1, Number.MAX_SAFE_INTEGER);
-    const bytes = payload(data);
+    const bytes = v.messageBytes(data);
     if (bytes.byteLength > MSGMAX) {
       throw new TooLargeError('EINVAL', {
         errno: -EINVAL,
