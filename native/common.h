@@ -9,6 +9,7 @@
 
 #include <napi.h>
 #include <sys/ipc.h>
+#include <time.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -80,6 +81,19 @@ inline void CallFromLoop(napi_env env, napi_value recv, napi_value fn, size_t ar
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
+}
+
+// The time `ns` nanoseconds from now on `clock`: the deadline of a timed wait.
+inline struct timespec TimespecAfter(clockid_t clock, long long ns) {
+  struct timespec t;
+  clock_gettime(clock, &t);
+  t.tv_sec += ns / 1000000000;
+  t.tv_nsec += ns % 1000000000;
+  if (t.tv_nsec >= 1000000000) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000;
+  }
+  return t;
 }
 
 // The ipc_perm fields every System V *_ds structure starts with, under the

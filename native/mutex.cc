@@ -94,18 +94,6 @@ Napi::Value MutexTryLock(const Napi::CallbackInfo& info) {
 // longer than a slice; each slice ends by looking at the lock again.
 constexpr long kSliceNs = 100 * 1000 * 1000;
 
-struct timespec MonotonicAfter(long long ns) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += ns / 1000000000;
-  t.tv_nsec += ns % 1000000000;
-  if (t.tv_nsec >= 1000000000) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000;
-  }
-  return t;
-}
-
 bool Before(const struct timespec& a, const struct timespec& b) {
   return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
@@ -114,13 +102,13 @@ bool Before(const struct timespec& a, const struct timespec& b) {
 Napi::Value MutexLockSync(const Napi::CallbackInfo& info) {
   pthread_mutex_t* m = ArgMutex(info, 0);
   int64_t ms = ArgInt(info, 1);
-  struct timespec deadline = MonotonicAfter(ms < 0 ? 0 : ms * 1000000LL);
+  struct timespec deadline = TimespecAfter(CLOCK_MONOTONIC, ms < 0 ? 0 : ms * 1000000LL);
   for (;;) {
-    struct timespec slice = MonotonicAfter(kSliceNs);
+    struct timespec slice = TimespecAfter(CLOCK_MONOTONIC, kSliceNs);
     if (ms >= 0 && Before(deadline, slice)) slice = deadline;
     int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &slice);
     if (r != ETIMEDOUT) return Napi::Number::New(info.Env(), -r);
-    if (ms >= 0 && !Before(MonotonicAfter(0), deadline)) return Napi::Number::New(info.Env(), -ETIMEDOUT);
+    if (ms >= 0 && !Before(TimespecAfter(CLOCK_MONOTONIC, 0), deadline)) return Napi::Number::New(info.Env(), -ETIMEDOUT);
   }
 }
 

@@ -93,18 +93,6 @@ Napi::Value SemGetValue(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), value);
 }
 
-struct timespec DeadlineAfter(clockid_t clock, int64_t ms) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
-  return ts;
-}
-
 // semWaitSync(handle, timeoutMs): blocks this thread; timeoutMs < 0 waits forever.
 Napi::Value SemWaitSync(const Napi::CallbackInfo& info) {
   sem_t* sem = OpenSem(ArgSem(info, 0));
@@ -115,7 +103,7 @@ Napi::Value SemWaitSync(const Napi::CallbackInfo& info) {
     do r = sem_wait(sem); while (r != 0 && errno == EINTR);
   } else {
     // CLOCK_MONOTONIC: a wall-clock change must not stretch or cut the wait.
-    struct timespec deadline = DeadlineAfter(CLOCK_MONOTONIC, ms);
+    struct timespec deadline = TimespecAfter(CLOCK_MONOTONIC, ms * 1000000LL);
     do r = sem_clockwait(sem, CLOCK_MONOTONIC, &deadline); while (r != 0 && errno == EINTR);
   }
   return SyscallResult(info.Env(), r);
@@ -187,7 +175,7 @@ Napi::Value Semop(const Napi::CallbackInfo& info) {
   if (ms < 0) {
     do r = semop(id, ops.data(), ops.size()); while (r != 0 && errno == EINTR);
   } else {
-    struct timespec deadline = DeadlineAfter(CLOCK_MONOTONIC, ms);
+    struct timespec deadline = TimespecAfter(CLOCK_MONOTONIC, ms * 1000000LL);
     struct timespec t = {static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
     for (;;) {
       r = semtimedop(id, ops.data(), ops.size(), &t);

@@ -129,10 +129,7 @@ void Teardown(void* arg) {
   for (auto& [id, w] : s->pending) {
     for (;;) {
       Cancel(w);
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 2 * 1000 * 1000;
-      if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+      struct timespec ts = TimespecAfter(CLOCK_REALTIME, 2 * 1000 * 1000);
       if (pthread_timedjoin_np(w->thread, nullptr, &ts) == 0) break;
     }
   }
