@@ -29,14 +29,18 @@ export function tempDir(tag = 'tmp'): { dir: string; cleanup: () => void } {
 const peerDir = join(root, 'build', 'peers');
 
 /**
- * Compiles test/peers/NAME.c with the system C compiler (again whenever it or
- * include/interprocess.h changes) and returns the binary's path.
+ * Compiles test/peers/NAME.c with the system C compiler (again whenever it,
+ * test/peers/peer.h or include/interprocess.h changes) and returns the binary's path.
  */
 export function compilePeer(name: string, extraArgs: string[] = []): Promise<string> {
   const src = join(root, 'test', 'peers', `${name}.c`);
   const out = join(peerDir, name);
-  // Rebuild when the source or the C header the peers include changed.
-  const newest = Math.max(statSync(src).mtimeMs, statSync(join(root, 'include', 'interprocess.h')).mtimeMs);
+  // Rebuild when the source or a header the peers include changed.
+  const newest = Math.max(
+    statSync(src).mtimeMs,
+    statSync(join(root, 'include', 'interprocess.h')).mtimeMs,
+    statSync(join(root, 'test', 'peers', 'peer.h')).mtimeMs,
+  );
   if (existsSync(out) && statSync(out).mtimeMs >= newest) return Promise.resolve(out);
   mkdirSync(peerDir, { recursive: true });
   return run('cc', ['-O2', '-Wall', '-Werror', '-std=gnu11', '-o', out, src, ...extraArgs]).then((r) => {

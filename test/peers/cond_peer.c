@@ -43,10 +43,7 @@
 
 #include "interprocess.h"
 
-static void fail(const char *what, int err) {
-  fprintf(stderr, "%s: %s\n", what, strerror(err));
-  exit(1);
-}
+#include "peer.h"
 
 /* Maps NAME or NAME+OFFSET; each object name is mapped once. */
 static void *object(const char *spec, enum ipx_kind kind) {

@@ -22,10 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
+#include "peer.h"
 
 static mqd_t open_queue(const char *name, int oflag) {
   mqd_t q = mq_open(name, oflag);

@@ -41,15 +41,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void usage(void) {
-  fprintf(stderr, "bad arguments\n");
-  exit(2);
-}
+#include "peer.h"
 
 static uint32_t fnv(const char *p, size_t n) {
   uint32_t h = 2166136261u;
@@ -100,27 +92,6 @@ static int thread_in(int pid, const char *tid, long nr, long qid) {
   return in;
 }
 
-static void check_alive(int pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "process %d is gone\n", pid);
-    exit(3);
-  }
-  char line[512];
-  char state = 0;
-  if (fgets(line, sizeof line, f)) {
-    char *p = strrchr(line, ')');
-    if (p && p[1] == ' ') state = p[2];
-  }
-  fclose(f);
-  if (state == 'Z' || state == 'X') {
-    fprintf(stderr, "process %d exited\n", pid);
-    exit(3);
-  }
-}
-
 static int threads_in(int pid, long nr, long qid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/task", pid);
@@ -139,20 +110,6 @@ static int threads_in(int pid, long nr, long qid) {
 static void pause_briefly(void) { usleep(200); }
 
 /* The signal is pending on the thread until the thread takes it. */
-static int signal_pending(int pid, int sig) {
-  char path[128], line[256];
-  snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  int pending = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long long mask;
-    if (sscanf(line, "SigPnd: %llx", &mask) == 1) pending = (mask >> (sig - 1)) & 1;
-  }
-  fclose(f);
-  return pending;
-}
-
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   int i = 1;

@@ -18,15 +18,12 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 
+#include "peer.h"
+
 struct message {
   long msg_type;
   char msg_text[100];
 };
-
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);

@@ -45,10 +45,7 @@
 
 #include "interprocess.h"
 
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
+#include "peer.h"
 
 static const char *name_of(int r) {
   switch (r) {

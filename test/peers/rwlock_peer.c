@@ -41,6 +41,8 @@
 
 #include "interprocess.h"
 
+#include "peer.h"
+
 enum {
   W_A = 0,
   W_B = 1,
@@ -60,11 +62,6 @@ enum {
 };
 
 enum { P_IDLE, P_WANT_WRITE, P_WRITING, P_WANT_READ, P_READING, P_END_WRITE, P_END_READ };
-
-static void fail(const char *what, int err) {
-  fprintf(stderr, "%s: %s\n", what, strerror(err));
-  exit(1);
-}
 
 static void *map(const char *name) {
   static struct { char name[256]; void *base; } maps[4];

@@ -34,15 +34,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void usage(void) {
-  fprintf(stderr, "bad arguments\n");
-  exit(2);
-}
+#include "peer.h"
 
 static sem_t *open_sem(const char *name) {
   sem_t *s = sem_open(name, 0);
@@ -58,26 +50,6 @@ static const char *errno_name(int e) {
     case EINVAL: return "EINVAL";
     case ENAMETOOLONG: return "ENAMETOOLONG";
     default: return strerror(e);
-  }
-}
-
-static void check_alive(int pid) {
-  char path[64], line[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "process %d is gone\n", pid);
-    exit(3);
-  }
-  char state = 0;
-  if (fgets(line, sizeof line, f)) {
-    char *p = strrchr(line, ')');
-    if (p && p[1] == ' ') state = p[2];
-  }
-  fclose(f);
-  if (state == 'Z' || state == 'X') {
-    fprintf(stderr, "process %d exited\n", pid);
-    exit(3);
   }
 }
 
@@ -120,20 +92,6 @@ static int main_thread_waits(int pid, unsigned long addr) {
   if (addr && fgets(line, sizeof line, f) && sscanf(line, "%ld %lx", &nr, &arg) == 2) in = nr == SYS_futex && arg == addr;
   fclose(f);
   return in;
-}
-
-static int signal_pending(int pid, int sig) {
-  char path[128], line[256];
-  snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  int pending = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long long mask;
-    if (sscanf(line, "SigPnd: %llx", &mask) == 1) pending = (mask >> (sig - 1)) & 1;
-  }
-  fclose(f);
-  return pending;
 }
 
 int main(int argc, char **argv) {

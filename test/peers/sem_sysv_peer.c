@@ -40,21 +40,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "peer.h"
+
 union semun {
   int val;
   struct semid_ds *buf;
   unsigned short *array;
 };
-
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void usage(void) {
-  fprintf(stderr, "bad arguments\n");
-  exit(2);
-}
 
 static size_t parse_spec(const char *spec, struct sembuf *ops, size_t max) {
   size_t n = 0;
@@ -96,26 +88,6 @@ static int stdin_ended(void) {
   return read(0, buf, sizeof buf) <= 0;
 }
 
-static void check_alive(int pid) {
-  char path[64], line[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "process %d is gone\n", pid);
-    exit(3);
-  }
-  char state = 0;
-  if (fgets(line, sizeof line, f)) {
-    char *p = strrchr(line, ')');
-    if (p && p[1] == ' ') state = p[2];
-  }
-  fclose(f);
-  if (state == 'Z' || state == 'X') {
-    fprintf(stderr, "process %d exited\n", pid);
-    exit(3);
-  }
-}
-
 /* 1 if PID's main thread is in semop or semtimedop on set ID. */
 static int main_thread_in_semop(int pid, int id) {
   char path[128], line[256];
@@ -129,20 +101,6 @@ static int main_thread_in_semop(int pid, int id) {
     in = (nr == SYS_semop || nr == SYS_semtimedop) && (long)arg == id;
   fclose(f);
   return in;
-}
-
-static int signal_pending(int pid, int sig) {
-  char path[128], line[256];
-  snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  int pending = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long long mask;
-    if (sscanf(line, "SigPnd: %llx", &mask) == 1) pending = (mask >> (sig - 1)) & 1;
-  }
-  fclose(f);
-  return pending;
 }
 
 int main(int argc, char **argv) {

@@ -20,10 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
+#include "peer.h"
 
 static char *map_object(const char *name, int oflag, size_t *size) {
   int fd = shm_open(name, oflag, 0);

@@ -21,10 +21,7 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
-static void die(const char *what) {
-  fprintf(stderr, "%s: %s\n", what, strerror(errno));
-  exit(1);
-}
+#include "peer.h"
 
 static key_t key_of(const char *path, const char *proj) {
   key_t key = ftok(path, (int)strtol(proj, NULL, 0));
