@@ -1,6 +1,7 @@
 /**
- * Channel: ordered, variable-size messages between two processes through a
- * ring buffer in a named POSIX shared memory object (layout: docs/channel.md).
+ * Channel: ordered, variable-size messages from one or more senders to one
+ * receiver through a ring buffer in a named POSIX shared memory object
+ * (layout: docs/channel.md).
  *
  * The hot path is plain TypeScript over the SharedArrayBuffer with Atomics:
  * no native call per message. A side that finds nothing to do sleeps; the
@@ -8,48 +9,89 @@
  * (`...Sync`, after a short spin), a doorbell (one hand-off to the event
  * loop, no thread) for asynchronous ones.
  *
- * One sender and one receiver at a time (the pids they record let each side
- * notice the other's death while waiting).
+ * Senders take turns through a lock word in the shared memory, held only
+ * while a record is written (or between reserve() and commit()); a record is
+ * published by the store of `head`, so a sender that dies holding the lock
+ * leaves nothing half-visible and its lock is taken over.
  */
 import { native } from './native.js';
-import { InvalidArgumentError, PeerGoneError, TimeoutError, TooLargeError, invalidArgument } from './errors.js';
+import { AlreadyExistsError, InvalidArgumentError, PeerGoneError, TimeoutError, TooLargeError, invalidArgument } from './errors.js';
 import { SharedMemory } from './posix/shared-memory.js';
 import { closedError } from './internal/handle.js';
 import { Doorbell, ring } from './internal/doorbell.js';
-import { createNamed, openNamed } from './internal/object-header.js';
+import { createNamed, openNamed, readHeader } from './internal/object-header.js';
 import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import * as v from './internal/validate.js';
+import { constants } from 'node:os';
+
+const { ETIMEDOUT } = constants.errno;
 
 // Int32 indices of the control fields (byte offset / 4); see docs/channel.md.
 const CAPACITY = 16;
 const MAX_MESSAGE = 17;
-const SENDER_PID = 18;
+const SENDER_SLOTS = 18;
 const RECEIVER_PID = 19;
 const HEAD = 32;
-const SENDER_WAITING = 33;
+const SEND_LOCK = 33;
+const SENDERS_WAITING = 34;
+const SENDER_SEQ = 35;
 const TAIL = 48;
 const RECEIVER_WAITING = 49;
-const RING = 256;
+const SLOTS = 64; // byte 256: { pid, waiting } per sender
+const SLOT_COUNT = 64;
+const RING = 1024;
 const WRAP = 0xffffffff;
+const AWAKE = 0;
 const ASLEEP_ON_FUTEX = 1;
 const ASLEEP_ON_BELL = 2;
 /** How often a sleeping side looks whether its peer is still alive. */
 const PEER_CHECK_MS = 100;
-/** Empty polls before a synchronous wait sleeps. */
+/** Failed attempts before a synchronous wait sleeps (a few microseconds). */
 const SPIN = 4000;
 
 export const DEFAULT_CAPACITY = 1 << 20;
 
 export interface ChannelCreateOptions {
-  /** Ring size in bytes: a power of two, at least 4096 (default 1 MiB). */
+  /** Ring size in bytes: a power of two, at least 4096 (default 1 MiB). The largest message is half of it, less 8. */
   capacity?: number;
   /** Permission bits, default 0o600. */
   mode?: number;
   /** true (default): AlreadyExistsError if the name exists; false: open it instead. */
   exclusive?: boolean;
+  /** If a channel by this name exists but is stale (creator dead, nobody attached), unlink it and create a fresh one. */
+  replaceStale?: boolean;
+}
+
+/** What `Channel.inspect()` and `channel.stat()` report. */
+export interface ChannelInfo {
+  name: string;
+  capacity: number;
+  maxMessage: number;
+  /** Bytes of the ring in use (messages not yet received, with their framing). */
+  used: number;
+  creatorPid: number;
+  creatorAlive: boolean;
+  /** 0 when no receiver is attached. */
+  receiverPid: number;
+  receiverAlive: boolean;
+  /** Pids of attached senders (dead ones included: they have not been replaced yet). */
+  senderPids: number[];
+  liveSenders: number;
+  /** Creator dead and no live process attached: nobody can be using it. */
+  stale: boolean;
 }
 
 type Side = 'sender' | 'receiver';
+
+/** A wait parked on this handle's doorbell (async calls), served in call order. */
+interface Pending {
+  attempt(): unknown;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  deadline: number;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
@@ -63,6 +105,10 @@ function alive(pid: number): boolean {
   }
 }
 
+function busy(name: string, message: string): InvalidArgumentError {
+  return new InvalidArgumentError('EBUSY', { errno: -16, path: name, message: `EBUSY: ${message}` });
+}
+
 export class Channel implements Disposable {
   readonly name: string;
   /** Ring size in bytes. */
@@ -73,14 +119,31 @@ export class Channel implements Disposable {
   readonly #i32: Int32Array;
   readonly #u8: Uint8Array;
   readonly #dv: DataView;
-  #bells: Partial<Record<Side, Doorbell>> = {};
+  readonly #buffer: SharedArrayBuffer;
   readonly #bellPrefix: string;
-  readonly #attached = new Set<Side>();
+  #bells: Partial<Record<Side, Doorbell>> = {};
   #closed = false;
+
+  // Sender state: this handle's slot (-1: none yet) and its open reservation.
+  #slot = -1;
+  #reservedAt = -1; // byte offset of the reserved record's length word, -1: none
+  #reservedStart = 0; // head value where the record starts (after any wrap)
+  #reservedLength = 0;
+
+  // Receiver state: attached?, and the message handed out as a view.
+  #receiver = false;
+  #viewNextTail = -1; // tail after the viewed message, -1: no view out
+  #nextTail = 0; // scratch of #peek()
+  #length = 0;
+
+  // Async waits, per side: FIFO of pending calls and the one loop serving them.
+  readonly #queues: Record<Side, Pending[]> = { sender: [], receiver: [] };
+  readonly #pumping: Record<Side, AbortController | undefined> = { sender: undefined, receiver: undefined };
 
   private constructor(name: string, shm: SharedMemory) {
     this.name = name;
     this.#shm = shm;
+    this.#buffer = shm.buffer;
     this.#i32 = new Int32Array(shm.buffer);
     this.#u8 = new Uint8Array(shm.buffer);
     this.#dv = new DataView(shm.buffer);
@@ -88,7 +151,13 @@ export class Channel implements Disposable {
     this.#bellPrefix = `ipx/${st.dev}:${st.ino}`;
     this.capacity = this.#i32[CAPACITY]! >>> 0;
     this.maxMessage = this.#i32[MAX_MESSAGE]! >>> 0;
-    if (this.capacity < 4096 || (this.capacity & (this.capacity - 1)) !== 0 || RING + this.capacity > shm.size) {
+    if (
+      this.capacity < 4096 ||
+      (this.capacity & (this.capacity - 1)) !== 0 ||
+      RING + this.capacity > shm.size ||
+      this.maxMessage !== this.capacity / 2 - 8 ||
+      this.#i32[SENDER_SLOTS] !== SLOT_COUNT
+    ) {
       throw invalidArgument(`'${name}' has a damaged channel layout (capacity ${this.capacity})`);
     }
   }
@@ -98,17 +167,35 @@ export class Channel implements Disposable {
     const capacity = options.capacity ?? DEFAULT_CAPACITY;
     v.intInRange(capacity, 'capacity', 4096, 2 ** 30);
     if ((capacity & (capacity - 1)) !== 0) throw invalidArgument(`capacity must be a power of two, got ${capacity}`);
-    return createNamed(
-      name,
-      'channel',
-      { ...options, size: RING + capacity },
-      (b) => {
-        const i32 = new Int32Array(b);
-        i32[CAPACITY] = capacity;
-        i32[MAX_MESSAGE] = capacity / 2 - 8;
-      },
-      (shm) => new Channel(name, shm),
-    );
+    const { replaceStale, ...rest } = options;
+    const make = (): Channel =>
+      createNamed(
+        name,
+        'channel',
+        { ...rest, size: RING + capacity },
+        (b) => {
+          const i32 = new Int32Array(b);
+          i32[CAPACITY] = capacity;
+          i32[MAX_MESSAGE] = capacity / 2 - 8;
+          i32[SENDER_SLOTS] = SLOT_COUNT;
+        },
+        (shm) => new Channel(name, shm),
+      );
+    if (!replaceStale) return make();
+    try {
+      return make();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+      let stale: boolean;
+      try {
+        stale = Channel.inspect(name).stale;
+      } catch {
+        throw err; // not a channel we understand: leave it alone
+      }
+      if (!stale) throw err;
+      SharedMemory.unlink(name);
+      return make();
+    }
   }
 
   /** Opens an existing channel. */
@@ -120,23 +207,83 @@ export class Channel implements Disposable {
     SharedMemory.unlink(name);
   }
 
+  /** Reports a channel's state (who is attached, alive, stale) without attaching to it. */
+  static inspect(name: string): ChannelInfo {
+    const ch = Channel.open(name);
+    try {
+      return ch.stat();
+    } finally {
+      ch.close();
+    }
+  }
+
+  stat(): ChannelInfo {
+    this.#check();
+    const creatorPid = readHeader(this.#buffer)!.creatorPid;
+    const receiverPid = Atomics.load(this.#i32, RECEIVER_PID);
+    const senderPids: number[] = [];
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const pid = Atomics.load(this.#i32, SLOTS + 2 * s);
+      if (pid !== 0) senderPids.push(pid);
+    }
+    const liveSenders = senderPids.filter((p) => alive(p)).length;
+    const creatorAlive = creatorPid !== 0 && alive(creatorPid);
+    const receiverAlive = receiverPid !== 0 && alive(receiverPid);
+    return {
+      name: this.name,
+      capacity: this.capacity,
+      maxMessage: this.maxMessage,
+      used: (Atomics.load(this.#i32, HEAD) - Atomics.load(this.#i32, TAIL)) >>> 0,
+      creatorPid,
+      creatorAlive,
+      receiverPid,
+      receiverAlive,
+      senderPids,
+      liveSenders,
+      stale: !creatorAlive && !receiverAlive && liveSenders === 0,
+    };
+  }
+
   #check(): void {
     if (this.#closed) throw closedError('channel handle', { path: this.name });
   }
 
-  /**
-   * Records this process as the side's owner: its peer watches this pid, and
-   * a pid that is gone (the process died without close()) means "peer gone".
-   * close() clears it, so a peer that left properly is simply absent (0).
-   */
-  #attach(side: Side): void {
-    const field = side === 'sender' ? SENDER_PID : RECEIVER_PID;
-    if (Atomics.load(this.#i32, field) !== process.pid) Atomics.store(this.#i32, field, process.pid);
-    this.#attached.add(side);
+  // ---- attaching -----------------------------------------------------------
+
+  /** Takes a sender slot for this handle (docs/channel.md, Attaching). */
+  #attachSender(): void {
+    if (this.#slot >= 0) return;
+    const i32 = this.#i32;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const at = SLOTS + 2 * s;
+      const pid = Atomics.load(i32, at);
+      if (pid !== 0 && (pid === process.pid || alive(pid))) continue;
+      if (Atomics.compareExchange(i32, at, pid, process.pid) !== pid) continue;
+      this.#slot = s;
+      if (pid !== 0) this.#undoDeadSender(s);
+      return;
+    }
+    throw busy(this.name, `all ${SLOT_COUNT} sender slots of channel '${this.name}' are taken by live processes`);
   }
 
-  #peerGone(side: Side): boolean {
-    return !alive(Atomics.load(this.#i32, side === 'sender' ? RECEIVER_PID : SENDER_PID));
+  /** Clears what the dead previous owner of slot `s` may have left: a waiting mark, the send lock. */
+  #undoDeadSender(s: number): void {
+    const i32 = this.#i32;
+    if (Atomics.exchange(i32, SLOTS + 2 * s + 1, AWAKE) !== AWAKE) Atomics.sub(i32, SENDERS_WAITING, 1);
+    if (Atomics.compareExchange(i32, SEND_LOCK, s + 1, 0) === s + 1) this.#wakeSenders();
+  }
+
+  #attachReceiver(): void {
+    if (this.#receiver) return;
+    const pid = Atomics.load(this.#i32, RECEIVER_PID);
+    if (pid !== 0 && pid !== process.pid && alive(pid)) {
+      throw busy(this.name, `channel '${this.name}' already has a receiver (pid ${pid})`);
+    }
+    if (Atomics.compareExchange(this.#i32, RECEIVER_PID, pid, process.pid) !== pid) {
+      throw busy(this.name, `another receiver attached to channel '${this.name}' at the same time`);
+    }
+    if (pid !== 0 && pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
+    this.#receiver = true;
   }
 
   /**
@@ -144,62 +291,216 @@ export class Channel implements Disposable {
    * and inode (what fstat gives every opener, C included), so the name is
    * short and the same for everyone with this channel open.
    */
-  #bellName(side: Side): string {
-    return `${this.#bellPrefix}/${side}`;
+  #bellName(side: Side, slot = this.#slot): string {
+    return side === 'receiver' ? `${this.#bellPrefix}/receiver` : `${this.#bellPrefix}/sender/${slot}`;
   }
 
-  /** Wakes the other side if it sleeps (flag set); no system call otherwise. */
-  #wake(flag: number, word: number, side: Side): void {
-    const how = Atomics.load(this.#i32, flag);
-    if (how === ASLEEP_ON_FUTEX) native.futexWake(this.#i32, word, 1);
-    else if (how === ASLEEP_ON_BELL) ring(this.#bellName(side));
+  // ---- waking --------------------------------------------------------------
+
+  #wakeReceiver(): void {
+    const how = Atomics.load(this.#i32, RECEIVER_WAITING);
+    if (how === ASLEEP_ON_FUTEX) native.futexWake(this.#i32, HEAD, 1);
+    else if (how === ASLEEP_ON_BELL) ring(this.#bellName('receiver'));
   }
+
+  /** Wakes every sleeping sender (other than this handle's own, which its caller serves). */
+  #wakeSenders(): void {
+    const i32 = this.#i32;
+    Atomics.add(i32, SENDER_SEQ, 1);
+    let futex = false;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      if (s === this.#slot) continue;
+      const how = Atomics.load(i32, SLOTS + 2 * s + 1);
+      if (how === ASLEEP_ON_FUTEX) futex = true;
+      else if (how === ASLEEP_ON_BELL) ring(this.#bellName('sender', s));
+    }
+    if (futex) native.futexWake(i32, SENDER_SEQ, 0x7fffffff);
+  }
+
+  // ---- sending -------------------------------------------------------------
 
   #bytes(data: unknown): Uint8Array {
     this.#check();
     const bytes = v.messageBytes(data);
-    if (bytes.byteLength > this.maxMessage) {
-      throw new TooLargeError('EMSGSIZE', {
-        errno: -90,
-        path: this.name,
-        message: `EMSGSIZE: a message of ${bytes.byteLength} bytes exceeds this channel's maximum (${this.maxMessage} bytes, half its ${this.capacity}-byte ring)`,
-      });
-    }
+    this.#checkLength(bytes.byteLength);
     return bytes;
   }
 
-  #trySendBytes(bytes: Uint8Array): boolean {
+  #checkLength(length: number): void {
+    if (length > this.maxMessage) {
+      throw new TooLargeError('EMSGSIZE', {
+        errno: -90,
+        path: this.name,
+        message: `EMSGSIZE: a message of ${length} bytes exceeds this channel's maximum (${this.maxMessage} bytes, half its ${this.capacity}-byte ring, less 8)`,
+      });
+    }
+  }
+
+  /**
+   * Takes the send lock and room for a record of `length` bytes; returns the
+   * byte offset of the payload in the buffer, or -1 (lock busy or no room).
+   */
+  #tryReserveAt(length: number): number {
+    const i32 = this.#i32;
+    if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return -1;
     const cap = this.capacity;
-    const head = Atomics.load(this.#i32, HEAD) >>> 0;
-    const tail = Atomics.load(this.#i32, TAIL) >>> 0;
-    const free = cap - ((head - tail) >>> 0);
+    const head = Atomics.load(i32, HEAD) >>> 0;
+    const tail = Atomics.load(i32, TAIL) >>> 0;
     let pos = head & (cap - 1);
-    const record = align8(4 + bytes.byteLength);
+    const record = align8(4 + length);
     const skip = record > cap - pos ? cap - pos : 0;
-    if (skip + record > free) return false;
+    if (skip + record > cap - ((head - tail) >>> 0)) {
+      // No room: let go without waking anyone (nothing changed for them).
+      Atomics.store(i32, SEND_LOCK, 0);
+      return -1;
+    }
     if (skip) {
       this.#dv.setUint32(RING + pos, WRAP, true);
       pos = 0;
     }
-    this.#dv.setUint32(RING + pos, bytes.byteLength, true);
-    this.#u8.set(bytes, RING + pos + 4);
-    Atomics.store(this.#i32, HEAD, (head + skip + record) | 0);
-    this.#wake(RECEIVER_WAITING, HEAD, 'receiver');
+    this.#reservedAt = RING + pos;
+    this.#reservedStart = (head + skip) >>> 0;
+    this.#reservedLength = length;
+    return RING + pos + 4;
+  }
+
+  /** Publishes the reserved record with `length` payload bytes and lets go of the lock. */
+  #commitAt(length: number): void {
+    const i32 = this.#i32;
+    this.#dv.setUint32(this.#reservedAt, length, true);
+    Atomics.store(i32, HEAD, (this.#reservedStart + align8(4 + length)) | 0);
+    this.#reservedAt = -1;
+    this.#wakeReceiver();
+    this.#unlock();
+  }
+
+  #unlock(): void {
+    Atomics.store(this.#i32, SEND_LOCK, 0);
+    if (Atomics.load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
+    if (this.#queues.sender.length) this.#kick('sender');
+  }
+
+  #trySendBytes(bytes: Uint8Array): boolean {
+    if (this.#reservedAt >= 0) return false;
+    const at = this.#tryReserveAt(bytes.byteLength);
+    if (at < 0) return false;
+    this.#u8.set(bytes, at);
+    this.#commitAt(bytes.byteLength);
     return true;
   }
 
-  /** Sends if the ring has room now; false if it is full. */
-  trySend(data: Uint8Array | ArrayBufferView | string): boolean {
-    const bytes = this.#bytes(data);
-    this.#attach('sender');
-    return this.#trySendBytes(bytes);
+  #readyToSend(): void {
+    this.#check();
+    this.#attachSender();
+    if (this.#reservedAt >= 0) throw busy(this.name, 'commit() or discard() the reservation first');
   }
 
-  #tryReceive(): Buffer | undefined {
+  /** Sends if the ring has room now (and no send of this handle waits); false otherwise. */
+  trySend(data: Uint8Array | ArrayBufferView | string): boolean {
+    const bytes = this.#bytes(data);
+    this.#readyToSend();
+    return this.#queues.sender.length === 0 && this.#trySendBytes(bytes);
+  }
+
+  /** Sends, waiting without blocking the event loop while the ring is full. Sends of one handle keep their call order. */
+  send(data: Uint8Array | ArrayBufferView | string, options?: WaitOptions): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#bytes(data);
+      this.#check();
+      this.#attachSender();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#queues.sender.length === 0 && this.#trySendBytes(bytes)) return Promise.resolve();
+    return this.#park('sender', () => (this.#trySendBytes(bytes) ? true : undefined), options).then(() => undefined);
+  }
+
+  /** Sends, spinning briefly then sleeping (this thread) while the ring is full. */
+  sendSync(data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
+    const bytes = this.#bytes(data);
+    this.#readyToSend();
+    this.#noAsyncWaits('sender');
+    if (this.#trySendBytes(bytes)) return;
+    this.#block('sender', () => (this.#trySendBytes(bytes) ? true : undefined), options);
+  }
+
+  #view(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.#buffer, at, length);
+  }
+
+  /**
+   * Zero-copy send: room for a message of `length` bytes, as a view into the
+   * ring to write the message into, then commit() (or discard()). Other
+   * senders wait meanwhile: commit promptly. undefined if there is no room now.
+   */
+  tryReserve(length: number): Uint8Array | undefined {
+    this.#reserveArgs(length);
+    if (this.#queues.sender.length) return undefined;
+    const at = this.#tryReserveAt(length);
+    return at < 0 ? undefined : this.#view(at, length);
+  }
+
+  /** As tryReserve(), waiting (without blocking the event loop) for room. */
+  reserve(length: number, options?: WaitOptions): Promise<Uint8Array> {
+    try {
+      this.#check();
+      this.#attachSender();
+      v.intInRange(length, 'length', 0, this.maxMessage);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const attempt = (): Uint8Array | undefined => {
+      if (this.#reservedAt >= 0) return undefined; // the previous reservation of this handle first
+      const at = this.#tryReserveAt(length);
+      return at < 0 ? undefined : this.#view(at, length);
+    };
+    if (this.#queues.sender.length === 0) {
+      const view = attempt();
+      if (view) return Promise.resolve(view);
+    }
+    return this.#park('sender', attempt, options) as Promise<Uint8Array>;
+  }
+
+  /** As tryReserve(), spinning briefly then sleeping (this thread) until there is room. */
+  reserveSync(length: number, options?: { timeout?: number }): Uint8Array {
+    this.#reserveArgs(length);
+    this.#noAsyncWaits('sender');
+    const attempt = (): Uint8Array | undefined => {
+      const at = this.#tryReserveAt(length);
+      return at < 0 ? undefined : this.#view(at, length);
+    };
+    return attempt() ?? this.#block('sender', attempt, options);
+  }
+
+  #reserveArgs(length: number): void {
+    this.#readyToSend();
+    this.#checkLength(v.intInRange(length, 'length', 0, 2 ** 32 - 1));
+  }
+
+  /** Publishes the reserved message: its first `length` bytes (default: all it reserved). */
+  commit(length?: number): void {
+    this.#check();
+    if (this.#reservedAt < 0) throw busy(this.name, 'nothing is reserved: call reserve() first');
+    const n = length === undefined ? this.#reservedLength : v.intInRange(length, 'length', 0, this.#reservedLength);
+    this.#commitAt(n);
+  }
+
+  /** Gives the reserved room back unsent. */
+  discard(): void {
+    if (this.#reservedAt < 0) return;
+    this.#reservedAt = -1;
+    this.#unlock();
+  }
+
+  // ---- receiving -----------------------------------------------------------
+
+  /** Byte offset of the next message's payload (length in #length), or -1 if the ring is empty. */
+  #peek(): number {
     const cap = this.capacity;
     let tail = Atomics.load(this.#i32, TAIL) >>> 0;
     const head = Atomics.load(this.#i32, HEAD) >>> 0;
-    if (head === tail) return undefined;
+    if (head === tail) return -1;
     let pos = tail & (cap - 1);
     let length = this.#dv.getUint32(RING + pos, true);
     if (length === WRAP) {
@@ -207,17 +508,179 @@ export class Channel implements Disposable {
       pos = 0;
       length = this.#dv.getUint32(RING, true);
     }
-    const message = Buffer.from(this.#u8.subarray(RING + pos + 4, RING + pos + 4 + length));
-    Atomics.store(this.#i32, TAIL, (tail + align8(4 + length)) | 0);
-    this.#wake(SENDER_WAITING, TAIL, 'sender');
+    this.#length = length;
+    this.#nextTail = (tail + align8(4 + length)) | 0;
+    return RING + pos + 4;
+  }
+
+  #consume(nextTail: number): void {
+    const i32 = this.#i32;
+    Atomics.store(i32, TAIL, nextTail);
+    if (Atomics.load(i32, SENDERS_WAITING) > 0 && ((Atomics.load(i32, HEAD) - nextTail) >>> 0) <= this.capacity / 2) {
+      this.#wakeSenders();
+      if (this.#queues.sender.length) this.#kick('sender'); // this handle sends too
+    }
+  }
+
+  #tryReceive(): Buffer | undefined {
+    if (this.#viewNextTail !== -1) return undefined;
+    const at = this.#peek();
+    if (at < 0) return undefined;
+    const message = Buffer.from(this.#u8.subarray(at, at + this.#length));
+    this.#consume(this.#nextTail);
     return message;
+  }
+
+  #tryReceiveView(): Uint8Array | undefined {
+    if (this.#viewNextTail !== -1) return undefined;
+    const at = this.#peek();
+    if (at < 0) return undefined;
+    this.#viewNextTail = this.#nextTail;
+    return this.#view(at, this.#length);
+  }
+
+  #readyToReceive(): void {
+    this.#check();
+    this.#attachReceiver();
+    if (this.#viewNextTail !== -1) throw busy(this.name, 'release() the message view first');
   }
 
   /** The next message if one is there now (a copy), else undefined. */
   tryReceive(): Buffer | undefined {
+    this.#readyToReceive();
+    return this.#queues.receiver.length ? undefined : this.#tryReceive();
+  }
+
+  /** The next message (a copy), waiting without blocking the event loop. Receives of one handle are served in call order. */
+  receive(options?: WaitOptions): Promise<Buffer> {
+    try {
+      this.#check();
+      this.#attachReceiver();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#queues.receiver.length === 0) {
+      const now = this.#tryReceive();
+      if (now) return Promise.resolve(now);
+    }
+    return this.#park('receiver', () => this.#tryReceive(), options) as Promise<Buffer>;
+  }
+
+  /** The next message, spinning briefly then sleeping (this thread). */
+  receiveSync(options?: { timeout?: number }): Buffer {
+    this.#readyToReceive();
+    this.#noAsyncWaits('receiver');
+    return this.#tryReceive() ?? this.#block('receiver', () => this.#tryReceive(), options);
+  }
+
+  /**
+   * Zero-copy receive: the next message as a view into the ring, valid until
+   * release() (which gives its room back to the senders); undefined if none.
+   */
+  tryReceiveView(): Uint8Array | undefined {
+    this.#readyToReceive();
+    return this.#queues.receiver.length ? undefined : this.#tryReceiveView();
+  }
+
+  /** As tryReceiveView(), waiting without blocking the event loop. */
+  receiveView(options?: WaitOptions): Promise<Uint8Array> {
+    try {
+      this.#check();
+      this.#attachReceiver();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#queues.receiver.length === 0) {
+      const now = this.#tryReceiveView();
+      if (now) return Promise.resolve(now);
+    }
+    return this.#park('receiver', () => this.#tryReceiveView(), options) as Promise<Uint8Array>;
+  }
+
+  /** As tryReceiveView(), spinning briefly then sleeping (this thread). */
+  receiveViewSync(options?: { timeout?: number }): Uint8Array {
+    this.#readyToReceive();
+    this.#noAsyncWaits('receiver');
+    return this.#tryReceiveView() ?? this.#block('receiver', () => this.#tryReceiveView(), options);
+  }
+
+  /** Done with the view from receiveView(): its room goes back to the senders. */
+  release(): void {
     this.#check();
-    this.#attach('receiver');
-    return this.#tryReceive();
+    if (this.#viewNextTail === -1) throw busy(this.name, 'no message view is out: call receiveView() first');
+    const next = this.#viewNextTail;
+    this.#viewNextTail = -1;
+    this.#consume(next);
+    if (this.#queues.receiver.length) this.#kick('receiver');
+  }
+
+  /** Messages as they arrive (copies), until close(); a dead sender ends it with PeerGoneError. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
+    while (!this.#closed) {
+      let message: Buffer;
+      try {
+        message = await this.receive();
+      } catch (err) {
+        if (this.#closed) return;
+        throw err;
+      }
+      yield message;
+    }
+  }
+
+  // ---- waiting -------------------------------------------------------------
+
+  #noAsyncWaits(side: Side): void {
+    if (this.#queues[side].length) throw busy(this.name, `asynchronous ${side === 'sender' ? 'sends' : 'receives'} of this handle are waiting`);
+  }
+
+  /** undefined while the peer may still come through; the error to end the wait with if it died. */
+  #peerGone(side: Side): PeerGoneError | undefined {
+    const i32 = this.#i32;
+    if (side === 'sender') {
+      const pid = Atomics.load(i32, RECEIVER_PID);
+      return pid !== 0 && !alive(pid) ? this.#goneError('receiver', [pid]) : undefined;
+    }
+    const dead: number[] = [];
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const pid = Atomics.load(i32, SLOTS + 2 * s);
+      if (pid === 0) continue;
+      if (alive(pid)) return undefined;
+      dead.push(pid);
+    }
+    return dead.length ? this.#goneError('sender', dead) : undefined;
+  }
+
+  /** A sender of this handle that cannot get the lock: takes it over if its holder died. */
+  #takeOverLock(): void {
+    const holder = Atomics.load(this.#i32, SEND_LOCK);
+    if (holder === 0 || holder === this.#slot + 1) return;
+    const pid = Atomics.load(this.#i32, SLOTS + 2 * (holder - 1));
+    if (pid === 0 || (pid !== process.pid && !alive(pid))) {
+      if (Atomics.compareExchange(this.#i32, SEND_LOCK, holder, 0) === holder) this.#wakeSenders();
+    }
+  }
+
+  #goneError(peer: Side, pids: number[]): PeerGoneError {
+    const who = pids.length === 1 ? `the ${peer} (pid ${pids[0]})` : `the ${peer}s (pids ${pids.join(', ')})`;
+    return new PeerGoneError('EPIPE', { errno: -32, path: this.name, message: `EPIPE: ${who} of channel '${this.name}' died` });
+  }
+
+  /** Marks this side asleep (how: futex or doorbell) so that the other side wakes it. */
+  #sleeping(side: Side, how: number): void {
+    if (side === 'receiver') Atomics.store(this.#i32, RECEIVER_WAITING, how);
+    else {
+      Atomics.add(this.#i32, SENDERS_WAITING, 1);
+      Atomics.store(this.#i32, SLOTS + 2 * this.#slot + 1, how);
+    }
+  }
+
+  #awake(side: Side): void {
+    if (side === 'receiver') Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
+    else {
+      Atomics.store(this.#i32, SLOTS + 2 * this.#slot + 1, AWAKE);
+      Atomics.sub(this.#i32, SENDERS_WAITING, 1);
+    }
   }
 
   /**
@@ -225,124 +688,150 @@ export class Channel implements Disposable {
    * on the futex word the other side moves, waking every PEER_CHECK_MS to
    * notice a dead peer.
    */
-  #blockUntil<T>(side: Side, attempt: () => T | undefined, options: { timeout?: number } | undefined): T {
+  #block<T>(side: Side, attempt: () => T | undefined, options: { timeout?: number } | undefined): T {
     const timeout = timeoutOf(options);
-    const [flag, word] = side === 'receiver' ? [RECEIVER_WAITING, HEAD] : [SENDER_WAITING, TAIL];
     for (let i = 0; i < SPIN; i++) {
       const value = attempt();
       if (value !== undefined) return value;
     }
+    const word = side === 'receiver' ? HEAD : SENDER_SEQ;
     const end = performance.now() + timeout;
-    for (;;) {
-      const seen = Atomics.load(this.#i32, word);
-      Atomics.store(this.#i32, flag, ASLEEP_ON_FUTEX);
-      const value = attempt();
-      if (value !== undefined) {
-        Atomics.store(this.#i32, flag, 0);
-        return value;
-      }
-      const left = end - performance.now();
-      if (left <= 0) {
-        Atomics.store(this.#i32, flag, 0);
-        throw timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name });
-      }
-      native.futexWaitSync(this.#i32, word, seen, Math.ceil(Math.min(left, PEER_CHECK_MS)));
-      Atomics.store(this.#i32, flag, 0);
-      if (this.#peerGone(side)) throw this.#goneError(side);
-    }
-  }
-
-  /** As #blockUntil, without blocking the event loop: sleeps on this side's doorbell. */
-  async #waitUntil<T>(side: Side, attempt: () => T | undefined, options: WaitOptions | undefined): Promise<T> {
-    const timeout = timeoutOf(options);
-    const signal = signalOf(options);
-    if (signal?.aborted) throw abortError(signal);
-    const now = attempt();
-    if (now !== undefined) return now;
-    const flag = side === 'receiver' ? RECEIVER_WAITING : SENDER_WAITING;
-    const bell = (this.#bells[side] ??= this.#bindBell(side));
-    const end = performance.now() + timeout;
+    this.#sleeping(side, ASLEEP_ON_FUTEX);
     try {
       for (;;) {
-        Atomics.store(this.#i32, flag, ASLEEP_ON_BELL);
+        const seen = Atomics.load(this.#i32, word);
         const value = attempt();
         if (value !== undefined) return value;
         const left = end - performance.now();
         if (left <= 0) throw timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name });
-        try {
-          await bell.wait({ timeout: Math.min(left, PEER_CHECK_MS), ...(signal ? { signal } : {}) });
-        } catch (err) {
-          this.#check(); // close() ended the wait: EBADF
-          if (!(err instanceof TimeoutError)) throw err;
-        }
-        // Awake: the peer need not ring while we look.
-        Atomics.store(this.#i32, flag, 0);
-        this.#check();
-        if (this.#peerGone(side)) {
-          const last = attempt();
-          if (last !== undefined) return last;
-          throw this.#goneError(side);
+        if (native.futexWaitSync(this.#i32, word, seen, Math.ceil(Math.min(left, PEER_CHECK_MS))) === -ETIMEDOUT) {
+          if (side === 'sender') this.#takeOverLock();
+          const gone = this.#peerGone(side);
+          if (gone) throw gone;
         }
       }
     } finally {
-      Atomics.store(this.#i32, flag, 0);
+      this.#awake(side);
     }
+  }
+
+  /** Queues an async call on `side`; the loop of #pump serves the queue in order. */
+  #park(side: Side, attempt: () => unknown, options: WaitOptions | undefined): Promise<unknown> {
+    const timeout = timeoutOf(options);
+    const signal = signalOf(options);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      const p: Pending = { attempt, resolve, reject, deadline: performance.now() + timeout, signal, onAbort: undefined };
+      if (signal) {
+        p.onAbort = (): void => {
+          this.#drop(side, p);
+          reject(abortError(signal));
+        };
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.#queues[side].push(p);
+      if (!this.#pumping[side]) void this.#pump(side);
+    });
+  }
+
+  #drop(side: Side, p: Pending): void {
+    const q = this.#queues[side];
+    const i = q.indexOf(p);
+    if (i >= 0) q.splice(i, 1);
+    if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
+    if (q.length === 0) this.#kick(side);
+  }
+
+  /** Ends the pump's current doorbell wait early (it re-checks at once). */
+  #kick(side: Side): void {
+    this.#pumping[side]?.abort();
+  }
+
+  /**
+   * Serves the side's queued async calls in order while any are queued:
+   * marks the side asleep on its doorbell, tries the first call, and waits
+   * for a ring (or a timeout, or every PEER_CHECK_MS to look at the peer).
+   */
+  async #pump(side: Side): Promise<void> {
+    const q = this.#queues[side];
+    let wake = new AbortController();
+    this.#pumping[side] = wake;
+    let bell: Doorbell;
+    try {
+      bell = this.#bells[side] ??= this.#bindBell(side);
+    } catch (err) {
+      for (const p of q.splice(0)) this.#settle(side, p, err as Error);
+      this.#pumping[side] = undefined;
+      return;
+    }
+    this.#sleeping(side, ASLEEP_ON_BELL);
+    try {
+      while (q.length && !this.#closed) {
+        while (q.length) {
+          const p = q[0]!;
+          let value: unknown;
+          try {
+            value = p.attempt();
+          } catch (err) {
+            this.#settle(side, p, err as Error);
+            continue;
+          }
+          if (value === undefined) break;
+          this.#settle(side, p, undefined, value);
+        }
+        if (!q.length) break;
+        let now = performance.now();
+        for (const p of [...q]) if (p.deadline <= now) this.#settle(side, p, timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name }));
+        if (!q.length) break;
+        const next = Math.min(...q.map((p) => p.deadline));
+        let timedOut = false;
+        try {
+          await bell.wait({ timeout: Math.max(1, Math.min(next - now, PEER_CHECK_MS)), signal: wake.signal });
+        } catch (err) {
+          if (err instanceof TimeoutError) timedOut = true;
+          else if (wake.signal.aborted) wake = this.#pumping[side] = new AbortController();
+          else if (!this.#closed) throw err;
+        }
+        if (this.#closed) break;
+        now = performance.now();
+        if (timedOut && q.length) {
+          if (side === 'sender') this.#takeOverLock();
+          const gone = this.#peerGone(side);
+          if (gone) {
+            // The last messages a dead sender published are still delivered.
+            const last = q.length ? safeAttempt(q[0]!) : undefined;
+            if (last !== undefined) this.#settle(side, q[0]!, undefined, last);
+            else for (const p of q.splice(0)) this.#settle(side, p, gone);
+          }
+        }
+      }
+    } catch (err) {
+      for (const p of q.splice(0)) this.#settle(side, p, err as Error);
+    } finally {
+      if (!this.#closed) this.#awake(side); // close() did it otherwise
+      this.#pumping[side] = undefined;
+      if (this.#closed) for (const p of q.splice(0)) this.#settle(side, p, closedError('channel handle', { path: this.name }));
+      else if (q.length) void this.#pump(side); // queued while we were leaving
+    }
+  }
+
+  #settle(side: Side, p: Pending, err: Error | undefined, value?: unknown): void {
+    const q = this.#queues[side];
+    const i = q.indexOf(p);
+    if (i >= 0) q.splice(i, 1);
+    if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
+    if (err) p.reject(err);
+    else p.resolve(value);
   }
 
   #bindBell(side: Side): Doorbell {
     try {
       return Doorbell.bind(this.#bellName(side));
     } catch (err) {
-      if ((err as { code?: string }).code === 'EADDRINUSE') {
-        throw new InvalidArgumentError('EBUSY', { path: this.name, message: `EBUSY: another process already waits as this channel's ${side}` });
+      if (err instanceof AlreadyExistsError) {
+        throw busy(this.name, `another handle already waits as this channel's ${side === 'receiver' ? 'receiver' : `sender in slot ${this.#slot}`}`);
       }
       throw err;
-    }
-  }
-
-  #goneError(side: Side): PeerGoneError {
-    const peer = side === 'sender' ? 'receiver' : 'sender';
-    const pid = Atomics.load(this.#i32, side === 'sender' ? RECEIVER_PID : SENDER_PID);
-    return new PeerGoneError('EPIPE', { errno: -32, path: this.name, message: `EPIPE: the ${peer} (pid ${pid}) of channel '${this.name}' is gone` });
-  }
-
-  /** Sends, waiting without blocking the event loop while the ring is full. */
-  async send(data: Uint8Array | ArrayBufferView | string, options?: WaitOptions): Promise<void> {
-    const bytes = this.#bytes(data);
-    this.#attach('sender');
-    await this.#waitUntil('sender', () => this.#trySendBytes(bytes) || undefined, options);
-  }
-
-  /** Sends, spinning briefly then sleeping (this thread) while the ring is full. */
-  sendSync(data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
-    const bytes = this.#bytes(data);
-    this.#attach('sender');
-    this.#blockUntil('sender', () => this.#trySendBytes(bytes) || undefined, options);
-  }
-
-  /** The next message (a copy), waiting without blocking the event loop. */
-  receive(options?: WaitOptions): Promise<Buffer> {
-    this.#check();
-    this.#attach('receiver');
-    return this.#waitUntil('receiver', () => this.#tryReceive(), options);
-  }
-
-  /** The next message, spinning briefly then sleeping (this thread). */
-  receiveSync(options?: { timeout?: number }): Buffer {
-    this.#check();
-    this.#attach('receiver');
-    return this.#blockUntil('receiver', () => this.#tryReceive(), options);
-  }
-
-  /** Messages as they arrive, until close() or the sender died with the ring empty. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
-    while (!this.#closed) {
-      try {
-        yield await this.receive();
-      } catch (err) {
-        if (this.#closed || err instanceof PeerGoneError) return;
-        throw err;
-      }
     }
   }
 
@@ -350,11 +839,32 @@ export class Channel implements Disposable {
     return this.#closed;
   }
 
-  /** Detaches, releases this handle's doorbells and memory; the channel stays until unlinked. */
+  /**
+   * Detaches (gives back the sender slot and the receiver place), ends this
+   * handle's pending waits, releases its doorbells and memory. An open
+   * reservation is discarded; a message view not released stays unreceived.
+   * The channel itself stays until unlinked.
+   */
   close(): void {
     if (this.#closed) return;
+    const i32 = this.#i32;
+    this.discard();
     this.#closed = true;
-    for (const side of this.#attached) Atomics.compareExchange(this.#i32, side === 'sender' ? SENDER_PID : RECEIVER_PID, process.pid, 0);
+    for (const side of ['sender', 'receiver'] as const) {
+      for (const p of this.#queues[side].splice(0)) this.#settle(side, p, closedError('channel handle', { path: this.name }));
+      this.#kick(side);
+    }
+    if (this.#slot >= 0) {
+      const at = SLOTS + 2 * this.#slot;
+      if (Atomics.exchange(i32, at + 1, AWAKE) !== AWAKE) Atomics.sub(i32, SENDERS_WAITING, 1);
+      Atomics.compareExchange(i32, at, process.pid, 0);
+      this.#slot = -1;
+    }
+    if (this.#receiver) {
+      Atomics.store(i32, RECEIVER_WAITING, AWAKE);
+      Atomics.compareExchange(i32, RECEIVER_PID, process.pid, 0);
+      this.#receiver = false;
+    }
     for (const bell of Object.values(this.#bells)) bell?.close();
     this.#bells = {};
     this.#shm?.close();
@@ -363,5 +873,13 @@ export class Channel implements Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+function safeAttempt(p: Pending): unknown {
+  try {
+    return p.attempt();
+  } catch {
+    return undefined;
   }
 }
