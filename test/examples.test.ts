@@ -16,6 +16,7 @@ const expectations: Record<string, RegExp[]> = {
   'shm-sysv.mjs': [/^Received: Hello, Shared Memory$/m, /^attached: 1, created by (\d+), last attach\/detach by (\d+)$/m],
   'msg-queue-sysv.mjs': [/^Received: Hello, Message Queue\nreply of type 2: Hello back$/m],
   'mq-posix.mjs': [/^first: routine\nurgent \(priority 9\)\nroutine again \(priority 1\)$/m],
+  'channel.mjs': [/^Received: Hello, Channel\nin place: 1,2,3,4,5\nthen: done\nstale after use\? false$/m],
   'sem-sysv.mjs': [/^Parent entering critical section\nParent leaving critical section\nChild entering critical section\nChild leaving critical section$/m],
 };
 

@@ -3,6 +3,7 @@
  * started by demo.ts as a separate process.
  */
 import {
+  Channel,
   FrameReader,
   Mutex,
   openFifoReader,
@@ -116,6 +117,25 @@ async function mutexPeer(out: Out, name: string, mode: string): Promise<void> {
   }
 }
 
+async function channelPeer(out: Out, reqName: string, repName: string): Promise<void> {
+  const requests = Channel.open(reqName);
+  const replies = Channel.open(repName);
+  for (;;) {
+    const text = (await requests.receive({ timeout: 10_000 })).toString();
+    if (text === 'echo') break;
+    child(out, `Received: ${text}`);
+    await replies.send(text.toUpperCase());
+  }
+  child(out, 'echoing every message back until "stop"');
+  for (;;) {
+    const m = requests.receiveSync({ timeout: 10_000 });
+    if (m.length === 4 && m.toString() === 'stop') break;
+    replies.sendSync(m);
+  }
+  await replies.send('last words');
+  await new Promise(() => setInterval(() => {}, 1000)); // until killed
+}
+
 export async function runPeer(role: string, args: string[], out: Out): Promise<void> {
   switch (role) {
     case 'pipe': return pipePeer(out);
@@ -127,6 +147,7 @@ export async function runPeer(role: string, args: string[], out: Out): Promise<v
     case 'sysv-sem': return sysvSemPeer(out, args[0]!, args[1]!);
     case 'posix-sem': return posixSemPeer(out, args[0]!, args[1]!);
     case 'mutex': return mutexPeer(out, args[0]!, args[1]!);
+    case 'channel': return channelPeer(out, args[0]!, args[1]!);
     default: throw new Error(`unknown demo peer role: ${role}`);
   }
 }

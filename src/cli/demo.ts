@@ -11,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  Channel,
   FrameReader,
   Mutex,
+  PeerGoneError,
   mkfifo,
   openFifoWriter,
   posix,
@@ -26,7 +28,7 @@ import { say, heading, type Out } from './output.js';
 
 const cliPath = fileURLToPath(new URL('./main.js', import.meta.url));
 
-export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem', 'mutex'] as const;
+export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem', 'mutex', 'channel'] as const;
 export type Mechanism = (typeof mechanisms)[number];
 
 const parent = (out: Out, text: string): void => say(out, `parent ${process.pid}`, text);
@@ -304,6 +306,67 @@ async function mutexDemo(out: Out): Promise<void> {
   }
 }
 
+async function channelDemo(out: Out): Promise<void> {
+  heading(out, 'Channel: messages through a ring buffer in shared memory, no system call per message');
+  const stamp = `${process.pid}`;
+  const [reqName, repName] = [`/interprocess-demo-requests-${stamp}`, `/interprocess-demo-replies-${stamp}`];
+  const requests = Channel.create(reqName, { capacity: 1 << 16 });
+  const replies = Channel.create(repName, { capacity: 1 << 16 });
+  const unlinkBoth = owe(() => {
+    for (const n of [reqName, repName]) {
+      try { Channel.unlink(n); } catch { /* gone already */ }
+    }
+  });
+  try {
+    parent(out, `created ${reqName} and ${repName} (64 KiB rings; messages up to ${requests.maxMessage} bytes)`);
+    const { child } = peer('channel', [reqName, repName], { watch: true });
+    for (const text of ['Hello, Channel', 'messages keep their order and their bounds']) {
+      await requests.send(text);
+      parent(out, `sent: ${text}`);
+      parent(out, `reply: ${(await replies.receive({ timeout: 10_000 })).toString()}`);
+    }
+    const text = 'written in place (zero-copy)';
+    const view = await requests.reserve(Buffer.byteLength(text));
+    view.set(Buffer.from(text));
+    requests.commit();
+    parent(out, `reserved ${view.length} bytes in the ring, wrote them there, committed`);
+    parent(out, `reply: ${(await replies.receive({ timeout: 10_000 })).toString()}`);
+
+    heading(out, 'Round trips: both sides spin briefly, then sleep on a futex');
+    await requests.send('echo');
+    await waitForLine(child, /echoing/);
+    const times: number[] = [];
+    const ping = Buffer.alloc(64);
+    for (let i = 0; i < 20_000; i++) {
+      const t0 = performance.now();
+      requests.sendSync(ping);
+      replies.receiveSync({ timeout: 10_000 });
+      times.push(performance.now() - t0);
+    }
+    requests.sendSync('stop');
+    times.sort((a, b) => a - b);
+    parent(out, `20000 round trips of 64 bytes: median ${(times[10_000]! * 1000).toFixed(1)} us (npm run bench compares with sockets)`);
+
+    heading(out, 'Peer death: the sender is killed; the waiting receiver is told instead of hanging');
+    parent(out, `last message from the child: ${(await replies.receive({ timeout: 10_000 })).toString()}`);
+    parent(out, `killing child ${child.pid} with SIGKILL while this process waits in receive()`);
+    const waiting = replies.receive({ timeout: 10_000 });
+    child.kill('SIGKILL');
+    try {
+      await waiting;
+      throw new Error('receive() resolved after the sender died');
+    } catch (err) {
+      if (!(err instanceof PeerGoneError)) throw err;
+      parent(out, `receive() rejected: ${err.message}`);
+    }
+  } finally {
+    requests.close();
+    replies.close();
+    unlinkBoth();
+    parent(out, `unlinked ${reqName} and ${repName}`);
+  }
+}
+
 const walkthroughs: Record<Mechanism, (out: Out) => Promise<void>> = {
   pipe: pipeDemo,
   fifo: fifoDemo,
@@ -311,6 +374,7 @@ const walkthroughs: Record<Mechanism, (out: Out) => Promise<void>> = {
   msg: msgDemo,
   sem: semDemo,
   mutex: mutexDemo,
+  channel: channelDemo,
 };
 
 export async function runDemo(which: Mechanism[] | undefined, out: Out): Promise<void> {
