@@ -94,6 +94,8 @@ interface Pending {
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
+/** What a queued send's attempt returns when done (undefined means "not yet"); the promise resolves to undefined. */
+const SENT = Symbol('sent');
 
 function alive(pid: number): boolean {
   if (pid === 0 || pid === process.pid) return true;
@@ -104,6 +106,9 @@ function alive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
+
+/** The handle of this process attached as receiver, per channel (dev:ino). */
+const receivers = new Map<string, WeakRef<Channel>>();
 
 function busy(name: string, message: string): InvalidArgumentError {
   return new InvalidArgumentError('EBUSY', { errno: -16, path: name, message: `EBUSY: ${message}` });
@@ -279,10 +284,15 @@ export class Channel implements Disposable {
     if (pid !== 0 && pid !== process.pid && alive(pid)) {
       throw busy(this.name, `channel '${this.name}' already has a receiver (pid ${pid})`);
     }
+    const mine = receivers.get(this.#bellPrefix)?.deref();
+    if (pid === process.pid && mine && mine !== this && !mine.closed) {
+      throw busy(this.name, `another handle of this process is the receiver of channel '${this.name}'`);
+    }
     if (Atomics.compareExchange(this.#i32, RECEIVER_PID, pid, process.pid) !== pid) {
       throw busy(this.name, `another receiver attached to channel '${this.name}' at the same time`);
     }
     if (pid !== 0 && pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
+    receivers.set(this.#bellPrefix, new WeakRef(this));
     this.#receiver = true;
   }
 
@@ -413,7 +423,7 @@ export class Channel implements Disposable {
       return Promise.reject(err);
     }
     if (this.#queues.sender.length === 0 && this.#trySendBytes(bytes)) return Promise.resolve();
-    return this.#park('sender', () => (this.#trySendBytes(bytes) ? true : undefined), options).then(() => undefined);
+    return this.#park('sender', () => (this.#trySendBytes(bytes) ? SENT : undefined), options) as Promise<void>;
   }
 
   /** Sends, spinning briefly then sleeping (this thread) while the ring is full. */
@@ -446,7 +456,7 @@ export class Channel implements Disposable {
     try {
       this.#check();
       this.#attachSender();
-      v.intInRange(length, 'length', 0, this.maxMessage);
+      this.#checkLength(v.intInRange(length, 'length', 0, 2 ** 32 - 1));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -651,6 +661,16 @@ export class Channel implements Disposable {
     return dead.length ? this.#goneError('sender', dead) : undefined;
   }
 
+  /**
+   * Whether this side's wait is for its peer (the ring empty, or full), and not
+   * for this handle itself (a view not released, a reservation not committed)
+   * or for another live sender holding the lock: only then may a dead peer end it.
+   */
+  #waitsOnPeer(side: Side): boolean {
+    if (side === 'receiver') return this.#viewNextTail === -1;
+    return this.#reservedAt < 0 && Atomics.load(this.#i32, SEND_LOCK) === 0;
+  }
+
   /** A sender of this handle that cannot get the lock: takes it over if its holder died. */
   #takeOverLock(): void {
     const holder = Atomics.load(this.#i32, SEND_LOCK);
@@ -706,7 +726,7 @@ export class Channel implements Disposable {
         if (left <= 0) throw timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name });
         if (native.futexWaitSync(this.#i32, word, seen, Math.ceil(Math.min(left, PEER_CHECK_MS))) === -ETIMEDOUT) {
           if (side === 'sender') this.#takeOverLock();
-          const gone = this.#peerGone(side);
+          const gone = this.#waitsOnPeer(side) ? this.#peerGone(side) : undefined;
           if (gone) throw gone;
         }
       }
@@ -796,7 +816,7 @@ export class Channel implements Disposable {
         now = performance.now();
         if (timedOut && q.length) {
           if (side === 'sender') this.#takeOverLock();
-          const gone = this.#peerGone(side);
+          const gone = this.#waitsOnPeer(side) ? this.#peerGone(side) : undefined;
           if (gone) {
             // The last messages a dead sender published are still delivered.
             const last = q.length ? safeAttempt(q[0]!) : undefined;
@@ -821,7 +841,7 @@ export class Channel implements Disposable {
     if (i >= 0) q.splice(i, 1);
     if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
     if (err) p.reject(err);
-    else p.resolve(value);
+    else p.resolve(value === SENT ? undefined : value);
   }
 
   #bindBell(side: Side): Doorbell {
@@ -863,6 +883,7 @@ export class Channel implements Disposable {
     if (this.#receiver) {
       Atomics.store(i32, RECEIVER_WAITING, AWAKE);
       Atomics.compareExchange(i32, RECEIVER_PID, process.pid, 0);
+      if (receivers.get(this.#bellPrefix)?.deref() === this) receivers.delete(this.#bellPrefix);
       this.#receiver = false;
     }
     for (const bell of Object.values(this.#bells)) bell?.close();
