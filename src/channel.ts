@@ -23,10 +23,12 @@ import { createNamed, openNamed, readHeader } from './internal/object-header.js'
 import { abortError, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import * as v from './internal/validate.js';
 import { constants } from 'node:os';
+import { readFileSync } from 'node:fs';
 
 const { ETIMEDOUT } = constants.errno;
 
 // Int32 indices of the control fields (byte offset / 4); see docs/channel.md.
+const CREATOR_PID = 2; // in the object header
 const CAPACITY = 16;
 const MAX_MESSAGE = 17;
 const SENDER_SLOTS = 18;
@@ -97,18 +99,31 @@ const align8 = (n: number): number => (n + 7) & ~7;
 /** What a queued send's attempt returns when done (undefined means "not yet"); the promise resolves to undefined. */
 const SENT = Symbol('sent');
 
+/**
+ * Whether process `pid` still runs. kill(pid, 0) alone also succeeds on a
+ * zombie: a dead child whose parent has not reaped it yet, as when the parent
+ * is the peer blocked in receiveSync(); /proc tells those apart.
+ */
 function alive(pid: number): boolean {
-  if (pid === 0 || pid === process.pid) return true;
+  if (pid <= 0 || pid === process.pid) return true; // -1: a slot being freed (docs/channel.md)
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'ESRCH'; // gone meanwhile; no /proc at all: trust kill()
+  }
+  const state = stat.charAt(stat.lastIndexOf(')') + 2);
+  return state !== 'Z' && state !== 'X';
 }
 
-/** The handle of this process attached as receiver, per channel (dev:ino). */
-const receivers = new Map<string, WeakRef<Channel>>();
+/** Receiver doorbells of handles dropped without close(): closed when the handle is collected. */
+const orphanBells = new FinalizationRegistry<Doorbell>((bell) => bell.close());
 
 function busy(name: string, message: string): InvalidArgumentError {
   return new InvalidArgumentError('EBUSY', { errno: -16, path: name, message: `EBUSY: ${message}` });
@@ -190,16 +205,30 @@ export class Channel implements Disposable {
     try {
       return make();
     } catch (err) {
-      if ((err as { code?: string }).code !== 'EEXIST') throw err;
-      let stale: boolean;
-      try {
-        stale = Channel.inspect(name).stale;
-      } catch {
-        throw err; // not a channel we understand: leave it alone
-      }
-      if (!stale) throw err;
+      if (!(err instanceof AlreadyExistsError) || !Channel.#claimStale(name)) throw err;
       SharedMemory.unlink(name);
       return make();
+    }
+  }
+
+  /**
+   * Claims a stale channel for replacement: only one of several processes
+   * replacing it at once may unlink it (else one would unlink the channel the
+   * other just created). The claim moves the header's creator pid from the
+   * dead creator to this process, on the very object found stale.
+   */
+  static #claimStale(name: string): boolean {
+    let ch: Channel;
+    try {
+      ch = Channel.open(name);
+    } catch {
+      return false; // not a channel we understand, or gone meanwhile: leave it alone
+    }
+    try {
+      const info = ch.stat();
+      return info.stale && Atomics.compareExchange(ch.#i32, CREATOR_PID, info.creatorPid, process.pid) === info.creatorPid;
+    } finally {
+      ch.close();
     }
   }
 
@@ -229,7 +258,7 @@ export class Channel implements Disposable {
     const senderPids: number[] = [];
     for (let s = 0; s < SLOT_COUNT; s++) {
       const pid = Atomics.load(this.#i32, SLOTS + 2 * s);
-      if (pid !== 0) senderPids.push(pid);
+      if (pid > 0) senderPids.push(pid);
     }
     const liveSenders = senderPids.filter((p) => alive(p)).length;
     const creatorAlive = creatorPid !== 0 && alive(creatorPid);
@@ -262,13 +291,27 @@ export class Channel implements Disposable {
     for (let s = 0; s < SLOT_COUNT; s++) {
       const at = SLOTS + 2 * s;
       const pid = Atomics.load(i32, at);
-      if (pid !== 0 && (pid === process.pid || alive(pid))) continue;
+      if (pid !== 0 && (pid < 0 || pid === process.pid || alive(pid))) continue;
       if (Atomics.compareExchange(i32, at, pid, process.pid) !== pid) continue;
       this.#slot = s;
       if (pid !== 0) this.#undoDeadSender(s);
       return;
     }
     throw busy(this.name, `all ${SLOT_COUNT} sender slots of channel '${this.name}' are taken by live processes`);
+  }
+
+  /**
+   * Slot `s` is marked asleep on a doorbell nobody has bound: its owner
+   * died asleep. Free the slot (and what it left) now rather than when
+   * another sender takes it over, so wakes stop going to it.
+   */
+  #reap(s: number): void {
+    const pid = Atomics.load(this.#i32, SLOTS + 2 * s);
+    if (pid === 0 || alive(pid)) return;
+    // -1 while undoing, so that no new owner's marks get undone with the dead one's.
+    if (Atomics.compareExchange(this.#i32, SLOTS + 2 * s, pid, -1) !== pid) return;
+    this.#undoDeadSender(s);
+    Atomics.store(this.#i32, SLOTS + 2 * s, 0);
   }
 
   /** Clears what the dead previous owner of slot `s` may have left: a waiting mark, the send lock. */
@@ -278,21 +321,26 @@ export class Channel implements Disposable {
     if (Atomics.compareExchange(i32, SEND_LOCK, s + 1, 0) === s + 1) this.#wakeSenders();
   }
 
+  /**
+   * Takes the receiver place: receiver_pid for other processes, and the
+   * receiver doorbell, bound from now until close(), for other handles of
+   * this process and its worker threads (they share the pid, but an abstract
+   * socket name is unique on the machine).
+   */
   #attachReceiver(): void {
     if (this.#receiver) return;
     const pid = Atomics.load(this.#i32, RECEIVER_PID);
     if (pid !== 0 && pid !== process.pid && alive(pid)) {
       throw busy(this.name, `channel '${this.name}' already has a receiver (pid ${pid})`);
     }
-    const mine = receivers.get(this.#bellPrefix)?.deref();
-    if (pid === process.pid && mine && mine !== this && !mine.closed) {
-      throw busy(this.name, `another handle of this process is the receiver of channel '${this.name}'`);
-    }
+    const bell = this.#bindBell('receiver');
     if (Atomics.compareExchange(this.#i32, RECEIVER_PID, pid, process.pid) !== pid) {
+      bell.close();
       throw busy(this.name, `another receiver attached to channel '${this.name}' at the same time`);
     }
-    if (pid !== 0 && pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
-    receivers.set(this.#bellPrefix, new WeakRef(this));
+    if (pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
+    this.#bells.receiver = bell;
+    orphanBells.register(this, bell, this);
     this.#receiver = true;
   }
 
@@ -322,7 +370,7 @@ export class Channel implements Disposable {
       if (s === this.#slot) continue;
       const how = Atomics.load(i32, SLOTS + 2 * s + 1);
       if (how === ASLEEP_ON_FUTEX) futex = true;
-      else if (how === ASLEEP_ON_BELL) ring(this.#bellName('sender', s));
+      else if (how === ASLEEP_ON_BELL && !ring(this.#bellName('sender', s))) this.#reap(s);
     }
     if (futex) native.futexWake(i32, SENDER_SEQ, 0x7fffffff);
   }
@@ -727,7 +775,7 @@ export class Channel implements Disposable {
         if (native.futexWaitSync(this.#i32, word, seen, Math.ceil(Math.min(left, PEER_CHECK_MS))) === -ETIMEDOUT) {
           if (side === 'sender') this.#takeOverLock();
           const gone = this.#waitsOnPeer(side) ? this.#peerGone(side) : undefined;
-          if (gone) throw gone;
+          if (gone) return lastTry(attempt, gone);
         }
       }
     } finally {
@@ -849,7 +897,12 @@ export class Channel implements Disposable {
       return Doorbell.bind(this.#bellName(side));
     } catch (err) {
       if (err instanceof AlreadyExistsError) {
-        throw busy(this.name, `another handle already waits as this channel's ${side === 'receiver' ? 'receiver' : `sender in slot ${this.#slot}`}`);
+        throw busy(
+          this.name,
+          side === 'receiver'
+            ? `channel '${this.name}' already has a receiver (another handle of this process or a worker thread)`
+            : `another handle already waits as the sender in slot ${this.#slot}`,
+        );
       }
       throw err;
     }
@@ -883,7 +936,7 @@ export class Channel implements Disposable {
     if (this.#receiver) {
       Atomics.store(i32, RECEIVER_WAITING, AWAKE);
       Atomics.compareExchange(i32, RECEIVER_PID, process.pid, 0);
-      if (receivers.get(this.#bellPrefix)?.deref() === this) receivers.delete(this.#bellPrefix);
+      orphanBells.unregister(this);
       this.#receiver = false;
     }
     for (const bell of Object.values(this.#bells)) bell?.close();
@@ -895,6 +948,13 @@ export class Channel implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** The dead peer may have published something just before the check: take it, else fail. */
+function lastTry<T>(attempt: () => T | undefined, gone: Error): T {
+  const value = attempt();
+  if (value === undefined) throw gone;
+  return value;
 }
 
 function safeAttempt(p: Pending): unknown {
