@@ -10,10 +10,12 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export function compile(name) {
   const src = join(root, 'bench', 'peers', `${name}.c`);
+  const lib = join(root, 'c', 'interprocess.c');
   const out = join(root, 'build', 'bench', name);
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+  const newest = Math.max(...[src, lib, join(root, 'include', 'interprocess.h')].map((f) => statSync(f).mtimeMs));
+  if (!existsSync(out) || statSync(out).mtimeMs < newest) {
     mkdirSync(dirname(out), { recursive: true });
-    const r = spawnSync('cc', ['-O2', '-std=gnu11', '-Wall', '-o', out, src, '-pthread'], { encoding: 'utf8' });
+    const r = spawnSync('cc', ['-O2', '-std=gnu11', '-Wall', '-I', join(root, 'include'), '-o', out, src, lib, '-pthread'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`compiling ${name}.c failed:\n${r.stderr}`);
   }
   return out;

@@ -1,14 +1,25 @@
 /*
- * interprocess.h: share interprocess's locks with C programs.
+ * interprocess.h: share interprocess's locks and channels with C programs.
  *
- * Header-only, C11, Linux. See docs/mutex.md for the layouts.
+ * C11 (compile with -std=gnu11, or define _POSIX_C_SOURCE 200809L), Linux.
+ * Declarations here, definitions in c/interprocess.c: compile and link that
+ * file with your program, e.g.
+ *
+ *   cc -std=gnu11 -I node_modules/interprocess/include prog.c \
+ *      node_modules/interprocess/c/interprocess.c -pthread
+ *
+ * Layouts: docs/mutex.md (named objects, mutex, condition, rwlock) and
+ * docs/channel.md (channel).
  *
  *   Mutex      a pthread_mutex_t initialised PTHREAD_PROCESS_SHARED,
  *              PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK: use the
  *              pthread calls directly (ipx_mutex_init initialises one).
  *   Condition  struct ipx_cond { seq, waiters }: futex-based, paired with a Mutex.
  *   RwLock     a gate Mutex at offset 0, then reader-slot Mutexes at 64, 128, ...
+ *   Channel    a ring of variable-size messages, many senders, one receiver.
  *   Named      shm_open("/name"), mmap: a 64-byte header, the object at offset 64.
+ *
+ * Functions returning int return 0 or an errno value; none prints anything.
  */
 #ifndef INTERPROCESS_H
 #define INTERPROCESS_H
@@ -17,10 +28,15 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define IPX_MAGIC 0x786d7069u /* "ipmx" */
 #define IPX_LAYOUT_VERSION 1
@@ -37,63 +53,27 @@ struct ipx_header {
 };
 
 /* The object inside a mapped named object, or NULL if it is not (yet) one of `kind`. */
-static inline void *ipx_named_object(void *base, enum ipx_kind kind) {
-  struct ipx_header *h = (struct ipx_header *)base;
-  if (atomic_load_explicit(&h->magic, memory_order_acquire) != IPX_MAGIC) return NULL;
-  if (h->version != IPX_LAYOUT_VERSION || h->kind != kind) return NULL;
-  return (char *)base + IPX_HEADER_SIZE;
-}
+void *ipx_named_object(void *base, enum ipx_kind kind);
 
 /* ---- Mutex ---------------------------------------------------------------- */
 
-static inline int ipx_mutex_init(pthread_mutex_t *m) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-  int r = pthread_mutex_init(m, &a);
-  pthread_mutexattr_destroy(&a);
-  return r;
-}
+/* Initialises a process-shared, robust, error-checking mutex. */
+int ipx_mutex_init(pthread_mutex_t *m);
 
 /*
  * pthread_mutex_trylock, repaired for a glibc quirk (2.36 at least): on an
- * unrecoverable mutex it returns ENOTRECOVERABLE but leaves the caller's thread
- * id in the lock word, and every other locker then sleeps forever. Nobody can
- * hold an unrecoverable mutex, so such a leftover is cleared and every sleeper
- * woken to learn ENOTRECOVERABLE too. Use this instead of
- * pthread_mutex_trylock on mutexes shared with interprocess.
+ * unrecoverable mutex it returns ENOTRECOVERABLE but leaves the caller's
+ * thread id in the lock word, and every other locker then sleeps forever.
+ * Use this instead of pthread_mutex_trylock on mutexes shared with interprocess.
  */
-static inline int ipx_mutex_trylock(pthread_mutex_t *m) {
-  int r = pthread_mutex_trylock(m);
-  if (r == ENOTRECOVERABLE) {
-    _Atomic int32_t *word = (_Atomic int32_t *)m; /* glibc: the futex word comes first */
-    int32_t v = atomic_load(word);
-    if ((v & FUTEX_TID_MASK) == (int32_t)syscall(SYS_gettid) && atomic_compare_exchange_strong(word, &v, 0))
-      syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-  }
-  return r;
-}
+int ipx_mutex_trylock(pthread_mutex_t *m);
 
 /*
- * pthread_mutex_lock in slices of 100 ms: glibc's unlock wakes one sleeper,
- * and a sleeper killed right after that wake takes the wake-up with it; the
- * others would sleep forever on a free lock (robust mutexes cover a dying
- * owner, not a dying waiter). Use this instead of pthread_mutex_lock on
- * mutexes shared with processes that may be killed while waiting.
+ * pthread_mutex_lock in slices of 100 ms, so a sleeper killed right after
+ * taking glibc's single unlock wake-up cannot leave the others asleep on a
+ * free lock. Use this instead of pthread_mutex_lock on shared mutexes.
  */
-static inline int ipx_mutex_lock(pthread_mutex_t *m) {
-  for (;;) {
-    /* CLOCK_REALTIME (timedlock is POSIX): a clock jump only stretches one slice. */
-    struct timespec slice;
-    clock_gettime(CLOCK_REALTIME, &slice);
-    slice.tv_nsec += 100 * 1000 * 1000;
-    if (slice.tv_nsec >= 1000000000) { slice.tv_sec++; slice.tv_nsec -= 1000000000; }
-    int r = pthread_mutex_timedlock(m, &slice);
-    if (r != ETIMEDOUT) return r;
-  }
-}
+int ipx_mutex_lock(pthread_mutex_t *m);
 
 /* ---- Condition ------------------------------------------------------------ */
 
@@ -108,242 +88,170 @@ struct ipx_cond {
  * pthread_mutex_lock returned (EOWNERDEAD: m taken, its owner died).
  * May return without a notify: re-check the condition in a loop.
  */
-static inline int ipx_cond_wait(struct ipx_cond *c, pthread_mutex_t *m, const struct timespec *deadline) {
-  int32_t seq = atomic_load(&c->seq);
-  atomic_fetch_add(&c->waiters, 1);
-  pthread_mutex_unlock(m);
-  int timed_out = 0;
-  struct timespec rel, *relp = NULL;
-  if (deadline) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    rel.tv_sec = deadline->tv_sec - now.tv_sec;
-    rel.tv_nsec = deadline->tv_nsec - now.tv_nsec;
-    if (rel.tv_nsec < 0) { rel.tv_sec--; rel.tv_nsec += 1000000000; }
-    if (rel.tv_sec < 0) { rel.tv_sec = 0; rel.tv_nsec = 0; }
-    relp = &rel;
-  }
-  if (syscall(SYS_futex, &c->seq, FUTEX_WAIT, seq, relp, NULL, 0) != 0 && errno == ETIMEDOUT) timed_out = 1;
-  atomic_fetch_sub(&c->waiters, 1);
-  int r = ipx_mutex_lock(m);
-  if (r != 0) return r;
-  return timed_out ? ETIMEDOUT : 0;
-}
+int ipx_cond_wait(struct ipx_cond *c, pthread_mutex_t *m, const struct timespec *deadline);
 
-static inline void ipx_cond_notify(struct ipx_cond *c, int all) {
-  atomic_fetch_add(&c->seq, 1);
-  if (atomic_load(&c->waiters) > 0) syscall(SYS_futex, &c->seq, FUTEX_WAKE, all ? INT32_MAX : 1, NULL, NULL, 0);
-}
+/* Wakes one waiter (all if `all`). */
+void ipx_cond_notify(struct ipx_cond *c, int all);
 
 /* ---- RwLock --------------------------------------------------------------- */
 
 #define IPX_RWLOCK_STRIDE 64
 #define IPX_RWLOCK_SIZE(slots) (IPX_RWLOCK_STRIDE * (1 + (slots)))
 
-static inline pthread_mutex_t *ipx_rw_gate(void *rw) { return (pthread_mutex_t *)rw; }
-static inline pthread_mutex_t *ipx_rw_slot(void *rw, int i) {
-  return (pthread_mutex_t *)((char *)rw + IPX_RWLOCK_STRIDE * (1 + i));
-}
+/* The gate mutex and reader slot i of the rwlock at `rw`. */
+pthread_mutex_t *ipx_rw_gate(void *rw);
+pthread_mutex_t *ipx_rw_slot(void *rw, int i);
 
-/* Locks m; a mutex met in the owner-died state is made consistent at once. Returns 1 if its owner had died. */
-static inline int ipx__take(pthread_mutex_t *m, int try_only, int *err) {
-  int r = try_only ? ipx_mutex_trylock(m) : ipx_mutex_lock(m);
-  if (r == EOWNERDEAD) { pthread_mutex_consistent(m); *err = 0; return 1; }
-  *err = r;
-  return 0;
-}
-
-static inline int ipx_rwlock_init(void *rw, int slots) {
-  int r = ipx_mutex_init(ipx_rw_gate(rw));
-  for (int i = 0; r == 0 && i < slots; i++) r = ipx_mutex_init(ipx_rw_slot(rw, i));
-  return r;
-}
-
-/*
- * Takes a free reader slot, else whichever frees first: a thread can wait on
- * one mutex only, so the slots are watched in turn for a short while each
- * (1 ms doubling to 16), all of them tried between watches. Slots this
- * thread holds itself are skipped (EDEADLK if it holds them all).
- */
-static inline int ipx__any_slot(void *rw, int slots, int *slot) {
-  int err;
-  *slot = -1;
-  for (int round = 0;; round++) {
-    int own = 0;
-    for (int i = 0; i < slots; i++) {
-      ipx__take(ipx_rw_slot(rw, i), 1, &err);
-      if (err == 0) { *slot = i; return 0; }
-      if (err == EDEADLK) own++;
-      else if (err != EBUSY) return err;
-    }
-    if (own == slots) return EDEADLK;
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_nsec += (1L << (round < 4 ? round : 4)) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
-    int k = round % slots;
-    int r = pthread_mutex_timedlock(ipx_rw_slot(rw, k), &deadline);
-    if (r == EOWNERDEAD) { pthread_mutex_consistent(ipx_rw_slot(rw, k)); r = 0; }
-    if (r == 0) { *slot = k; return 0; }
-    if (r != ETIMEDOUT && r != EDEADLK) return r;
-  }
-}
+/* Initialises the gate and `slots` reader slots. */
+int ipx_rwlock_init(void *rw, int slots);
 
 /*
  * Read lock. Returns 0, or EOWNERDEAD: taken, but a writer died holding the
  * lock (the protected data may be half-written), or another error (nothing
  * taken). *slot receives the slot to pass to ipx_rwlock_rdunlock.
  */
-static inline int ipx_rwlock_rdlock(void *rw, int slots, int *slot) {
-  int err;
-  int died = ipx__take(ipx_rw_gate(rw), 0, &err);
-  if (err) return err;
-  err = ipx__any_slot(rw, slots, slot);
-  pthread_mutex_unlock(ipx_rw_gate(rw));
-  if (err) return err;
-  return died ? EOWNERDEAD : 0;
-}
-
-static inline int ipx_rwlock_rdunlock(void *rw, int slot) { return pthread_mutex_unlock(ipx_rw_slot(rw, slot)); }
+int ipx_rwlock_rdlock(void *rw, int slots, int *slot);
+int ipx_rwlock_rdunlock(void *rw, int slot);
 
 /*
  * Write lock: holds the gate, waits for every reader slot to be free once.
  * Returns 0, EOWNERDEAD (taken, but the previous writer died holding it: the
  * data may be half-written), or another error (nothing taken).
  */
-static inline int ipx_rwlock_wrlock(void *rw, int slots) {
-  int err;
-  int died = ipx__take(ipx_rw_gate(rw), 0, &err);
-  if (err) return err;
-  for (int i = 0; i < slots; i++) {
-    ipx__take(ipx_rw_slot(rw, i), 0, &err);
-    if (err) { pthread_mutex_unlock(ipx_rw_gate(rw)); return err; }
-    pthread_mutex_unlock(ipx_rw_slot(rw, i));
-  }
-  return died ? EOWNERDEAD : 0;
-}
-
-static inline int ipx_rwlock_wrunlock(void *rw) { return pthread_mutex_unlock(ipx_rw_gate(rw)); }
+int ipx_rwlock_wrlock(void *rw, int slots);
+int ipx_rwlock_wrunlock(void *rw);
 
 /* ---- Channel (docs/channel.md) ------------------------------------------- */
 
-#include <stddef.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
+#define IPX_CHANNEL_SLOTS 64          /* sender slots */
+#define IPX_CHANNEL_RING 1024         /* offset of the ring */
+#define IPX_CHANNEL_WRAP 0xffffffffu  /* length of a wrap marker */
+#define IPX_CHANNEL_MIN_CAPACITY 4096u
 
-struct ipx_channel {
-  uint32_t capacity, max_message;
-  _Atomic int32_t *sender_pid, *receiver_pid, *head, *sender_waiting, *tail, *receiver_waiting;
-  uint8_t *ring;
-  char bell_prefix[64]; /* "ipx/<dev>:<ino>": the doorbells of asynchronous waiters */
+/* The shared bytes of a channel object (the header included), as in docs/channel.md. */
+struct ipx_channel_layout {
+  struct ipx_header header;          /*    0 */
+  uint32_t capacity;                 /*   64  ring bytes, a power of two */
+  uint32_t max_message;              /*   68  capacity / 2 - 8 */
+  uint32_t sender_slots;             /*   72  64 */
+  _Atomic int32_t receiver_pid;      /*   76  0: none attached */
+  uint8_t pad0[128 - 80];
+  _Atomic uint32_t head;             /*  128  bytes ever written */
+  _Atomic int32_t send_lock;         /*  132  0 free, else 1 + slot of the holder */
+  _Atomic int32_t senders_waiting;   /*  136  senders asleep */
+  _Atomic uint32_t sender_seq;       /*  140  bumped to wake senders (their futex word) */
+  uint8_t pad1[192 - 144];
+  _Atomic uint32_t tail;             /*  192  bytes ever consumed */
+  _Atomic int32_t receiver_waiting;  /*  196  0 awake, 1 futex on head, 2 doorbell */
+  uint8_t pad2[256 - 200];
+  struct {
+    _Atomic int32_t pid;             /*  0 free */
+    _Atomic int32_t waiting;         /*  0 awake, 1 futex on sender_seq, 2 doorbell */
+  } slots[IPX_CHANNEL_SLOTS];        /*  256 */
+  uint8_t pad3[IPX_CHANNEL_RING - 256 - 8 * IPX_CHANNEL_SLOTS];
+  uint8_t ring[];                    /* 1024 */
 };
 
-#define IPX__ALIGN8(n) (((n) + 7u) & ~7u)
-#define IPX__WRAP 0xffffffffu
+/*
+ * A process's handle on a channel. Fill it with ipx_channel_open or
+ * ipx_channel_attach; the fields are the implementation's. One thread at a
+ * time per handle; threads that send concurrently take a handle each.
+ * A handle sends through a sender slot it takes on its first send or
+ * reserve, and receives as the channel's receiver from its first receive.
+ * Blocking calls sleep on a futex in 100 ms slices (looking for a dead peer
+ * between them); they wake Node's asynchronous waiters through their doorbells.
+ */
+struct ipx_channel {
+  struct ipx_channel_layout *shm;
+  uint32_t capacity, max_message, slots;
+  int slot;              /* sender slot held, -1 if none */
+  int receiving;         /* 1 while this handle is the receiver */
+  int32_t pid;
+  int bell_fd;           /* socket to ring doorbells from, -1 until needed */
+  int shm_fd;            /* ipx_channel_open only: the descriptor, else -1 */
+  size_t map_size;       /* ipx_channel_open only: the mapping's size, else 0 */
+  int reserved;          /* 1 while a reservation (the send lock) is held */
+  uint32_t res_head, res_skip, res_len;
+  int viewing;           /* 1 while a received view is out */
+  uint32_t view_next;    /* tail once the view is released */
+  char bell_prefix[48];  /* "ipx/<dev>:<ino>" */
+};
 
-/* Attaches to a mapped channel object (fd: its shm_open descriptor, for the doorbell names). */
-static inline int ipx_channel_attach(struct ipx_channel *ch, void *base, int fd) {
-  char *b = (char *)ipx_named_object(base, IPX_CHANNEL);
-  if (!b) return EINVAL;
-  b = (char *)base;
-  struct stat st;
-  if (fstat(fd, &st) != 0) return errno;
-  ch->capacity = *(uint32_t *)(b + 64);
-  ch->max_message = *(uint32_t *)(b + 68);
-  ch->sender_pid = (_Atomic int32_t *)(b + 72);
-  ch->receiver_pid = (_Atomic int32_t *)(b + 76);
-  ch->head = (_Atomic int32_t *)(b + 128);
-  ch->sender_waiting = (_Atomic int32_t *)(b + 132);
-  ch->tail = (_Atomic int32_t *)(b + 192);
-  ch->receiver_waiting = (_Atomic int32_t *)(b + 196);
-  ch->ring = (uint8_t *)(b + 256);
-  snprintf(ch->bell_prefix, sizeof ch->bell_prefix, "ipx/%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
-  return 0;
-}
+/* Opens the channel `name` (shm_open, mmap) and attaches to it; close unmaps. EINVAL: not a channel. */
+int ipx_channel_open(struct ipx_channel *ch, const char *name);
 
-/* Wakes the other side if it sleeps: 1 on the futex word, 2 on its doorbell. */
-static inline void ipx__channel_wake(struct ipx_channel *ch, _Atomic int32_t *flag, _Atomic int32_t *word, const char *side) {
-  int32_t how = atomic_load(flag);
-  if (how == 1) {
-    syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
-  } else if (how == 2) {
-    struct sockaddr_un a;
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%s/%s", ch->bell_prefix, side);
-    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s >= 0) {
-      char one = 1;
-      sendto(s, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n));
-      close(s);
-    }
-  }
-}
+/*
+ * Attaches to a channel object mapped (whole) at `base`; fd is its shm_open
+ * descriptor, used only now (fstat: size, and dev:ino for doorbell names).
+ */
+int ipx_channel_attach(struct ipx_channel *ch, void *base, int fd);
 
-/* 0: sent; EAGAIN: the ring is full; EMSGSIZE: longer than max_message. */
-static inline int ipx_channel_try_send(struct ipx_channel *ch, const void *data, uint32_t len) {
-  if (len > ch->max_message) return EMSGSIZE;
-  atomic_store(ch->sender_pid, (int32_t)getpid());
-  uint32_t cap = ch->capacity;
-  uint32_t head = (uint32_t)atomic_load(ch->head), tail = (uint32_t)atomic_load(ch->tail);
-  uint32_t free_bytes = cap - (head - tail), pos = head & (cap - 1);
-  uint32_t record = IPX__ALIGN8(4 + len), skip = record > cap - pos ? cap - pos : 0;
-  if (skip + record > free_bytes) return EAGAIN;
-  if (skip) { memcpy(ch->ring + pos, &(uint32_t){IPX__WRAP}, 4); pos = 0; }
-  memcpy(ch->ring + pos, &len, 4);
-  memcpy(ch->ring + pos + 4, data, len);
-  atomic_store(ch->head, (int32_t)(head + skip + record));
-  ipx__channel_wake(ch, ch->receiver_waiting, ch->head, "receiver");
-  return 0;
-}
+/*
+ * Detaches: discards a pending reservation, gives back the sender slot and
+ * the receiver role (an unreleased view's message stays in the ring), unmaps
+ * if opened by ipx_channel_open. The channel itself stays until unlinked.
+ */
+void ipx_channel_close(struct ipx_channel *ch);
 
-/* 0: a message of *len bytes copied into buf; EAGAIN: empty; EMSGSIZE: buf too small (*len: needed). */
-static inline int ipx_channel_try_receive(struct ipx_channel *ch, void *buf, uint32_t size, uint32_t *len) {
-  atomic_store(ch->receiver_pid, (int32_t)getpid());
-  uint32_t cap = ch->capacity;
-  uint32_t tail = (uint32_t)atomic_load(ch->tail), head = (uint32_t)atomic_load(ch->head);
-  if (head == tail) return EAGAIN;
-  uint32_t pos = tail & (cap - 1), n;
-  memcpy(&n, ch->ring + pos, 4);
-  if (n == IPX__WRAP) { tail += cap - pos; pos = 0; memcpy(&n, ch->ring, 4); }
-  *len = n;
-  if (n > size) return EMSGSIZE;
-  memcpy(buf, ch->ring + pos + 4, n);
-  atomic_store(ch->tail, (int32_t)(tail + IPX__ALIGN8(4 + n)));
-  ipx__channel_wake(ch, ch->sender_waiting, ch->tail, "sender");
-  return 0;
-}
+/*
+ * Sends len bytes (0 allowed) if the ring has room now. EAGAIN: full, or
+ * another sender holds the lock; EMSGSIZE: len > max_message; EBUSY: all
+ * sender slots taken; EINVAL: this handle holds a reservation.
+ */
+int ipx_channel_try_send(struct ipx_channel *ch, const void *data, uint32_t len);
 
-/* Sleeps (futex, 100 ms slices) until `word` moves from `seen`, flagging `flag` meanwhile. */
-static inline void ipx__channel_sleep(_Atomic int32_t *flag, _Atomic int32_t *word, int32_t seen) {
-  struct timespec slice = {0, 100 * 1000 * 1000};
-  syscall(SYS_futex, word, FUTEX_WAIT, seen, &slice, NULL, 0);
-  atomic_store(flag, 0);
-}
+/*
+ * Sends, waiting up to timeout_ms (-1: forever) for room and the lock (taken
+ * over from a dead holder). ETIMEDOUT; EPIPE: no room and the receiver died
+ * (with none attached it waits); else as try_send.
+ */
+int ipx_channel_send(struct ipx_channel *ch, const void *data, uint32_t len, int timeout_ms);
 
-/* Blocking send: waits while the ring is full. */
-static inline int ipx_channel_send(struct ipx_channel *ch, const void *data, uint32_t len) {
-  for (;;) {
-    int32_t seen = atomic_load(ch->tail);
-    atomic_store(ch->sender_waiting, 1);
-    int r = ipx_channel_try_send(ch, data, len);
-    if (r != EAGAIN) { atomic_store(ch->sender_waiting, 0); return r; }
-    ipx__channel_sleep(ch->sender_waiting, ch->tail, seen);
-  }
-}
+/*
+ * Zero-copy send: reserves room for up to len bytes and points *view at it,
+ * holding the send lock (other senders wait) until ipx_channel_commit or
+ * ipx_channel_discard. Errors as try_send.
+ */
+int ipx_channel_try_reserve(struct ipx_channel *ch, uint32_t len, void **view);
 
-/* Blocking receive: waits while the ring is empty. */
-static inline int ipx_channel_receive(struct ipx_channel *ch, void *buf, uint32_t size, uint32_t *len) {
-  for (;;) {
-    int32_t seen = atomic_load(ch->head);
-    atomic_store(ch->receiver_waiting, 1);
-    int r = ipx_channel_try_receive(ch, buf, size, len);
-    if (r != EAGAIN) { atomic_store(ch->receiver_waiting, 0); return r; }
-    ipx__channel_sleep(ch->receiver_waiting, ch->head, seen);
-  }
+/* ipx_channel_try_reserve, waiting as ipx_channel_send does. */
+int ipx_channel_reserve(struct ipx_channel *ch, uint32_t len, void **view, int timeout_ms);
+
+/* Publishes the first len bytes of the reservation as one message. EINVAL: no reservation, or len too big. */
+int ipx_channel_commit(struct ipx_channel *ch, uint32_t len);
+
+/* Drops the reservation, sending nothing. */
+void ipx_channel_discard(struct ipx_channel *ch);
+
+/*
+ * Copies the next message into buf, if there is one now: *len its length.
+ * EAGAIN: the ring is empty; EMSGSIZE: size < *len (the message stays);
+ * EBUSY: another live process is the receiver; EINVAL: a view is out;
+ * EBADMSG: the ring holds a damaged record.
+ */
+int ipx_channel_try_receive(struct ipx_channel *ch, void *buf, uint32_t size, uint32_t *len);
+
+/*
+ * ipx_channel_try_receive, waiting up to timeout_ms (-1: forever) while the
+ * ring is empty. ETIMEDOUT; EPIPE: empty, and the senders attached all died
+ * (with none attached it waits: senders that close are simply absent).
+ */
+int ipx_channel_receive(struct ipx_channel *ch, void *buf, uint32_t size, uint32_t *len, int timeout_ms);
+
+/*
+ * Zero-copy receive: points *view at the next message in the ring, valid
+ * (and the message unconsumed) until ipx_channel_release. Errors as try_receive.
+ */
+int ipx_channel_try_receive_view(struct ipx_channel *ch, const void **view, uint32_t *len);
+
+/* ipx_channel_try_receive_view, waiting as ipx_channel_receive does. */
+int ipx_channel_receive_view(struct ipx_channel *ch, const void **view, uint32_t *len, int timeout_ms);
+
+/* Consumes the message of the view out (no-op if none). */
+void ipx_channel_release(struct ipx_channel *ch);
+
+#ifdef __cplusplus
 }
+#endif
 
 #endif /* INTERPROCESS_H */

@@ -307,7 +307,7 @@ export class Channel implements Disposable {
    */
   #reap(s: number): void {
     const pid = Atomics.load(this.#i32, SLOTS + 2 * s);
-    if (pid === 0 || alive(pid)) return;
+    if (pid < 0 || (pid > 0 && alive(pid))) return; // 0: free, yet perhaps holding the lock of a dead owner
     // -1 while undoing, so that no new owner's marks get undone with the dead one's.
     if (Atomics.compareExchange(this.#i32, SLOTS + 2 * s, pid, -1) !== pid) return;
     this.#undoDeadSender(s);
@@ -400,18 +400,16 @@ export class Channel implements Disposable {
    */
   #tryReserveAt(length: number): number {
     const i32 = this.#i32;
+    // No room even now: leave the lock alone (taking and releasing it would wake the other senders for nothing).
+    if (this.#room(Atomics.load(i32, HEAD) >>> 0, length) < 0) return -1;
     if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return -1;
-    const cap = this.capacity;
     const head = Atomics.load(i32, HEAD) >>> 0;
-    const tail = Atomics.load(i32, TAIL) >>> 0;
-    let pos = head & (cap - 1);
-    const record = align8(4 + length);
-    const skip = record > cap - pos ? cap - pos : 0;
-    if (skip + record > cap - ((head - tail) >>> 0)) {
-      // No room: let go without waking anyone (nothing changed for them).
-      Atomics.store(i32, SEND_LOCK, 0);
+    const skip = this.#room(head, length);
+    if (skip < 0) {
+      this.#unlock(); // another sender took the room meanwhile: it made progress, the others may look again
       return -1;
     }
+    let pos = head & (this.capacity - 1);
     if (skip) {
       this.#dv.setUint32(RING + pos, WRAP, true);
       pos = 0;
@@ -420,6 +418,15 @@ export class Channel implements Disposable {
     this.#reservedStart = (head + skip) >>> 0;
     this.#reservedLength = length;
     return RING + pos + 4;
+  }
+
+  /** The bytes to skip (wrap) before a record of `length` at `head`, or -1 if it does not fit now. */
+  #room(head: number, length: number): number {
+    const cap = this.capacity;
+    const pos = head & (cap - 1);
+    const record = align8(4 + length);
+    const skip = record > cap - pos ? cap - pos : 0;
+    return skip + record > cap - ((head - (Atomics.load(this.#i32, TAIL) >>> 0)) >>> 0) ? -1 : skip;
   }
 
   /** Publishes the reserved record with `length` payload bytes and lets go of the lock. */
@@ -719,14 +726,10 @@ export class Channel implements Disposable {
     return this.#reservedAt < 0 && Atomics.load(this.#i32, SEND_LOCK) === 0;
   }
 
-  /** A sender of this handle that cannot get the lock: takes it over if its holder died. */
+  /** A sender of this handle that cannot get the lock: frees the holder's slot (and the lock) if the holder died. */
   #takeOverLock(): void {
     const holder = Atomics.load(this.#i32, SEND_LOCK);
-    if (holder === 0 || holder === this.#slot + 1) return;
-    const pid = Atomics.load(this.#i32, SLOTS + 2 * (holder - 1));
-    if (pid === 0 || (pid !== process.pid && !alive(pid))) {
-      if (Atomics.compareExchange(this.#i32, SEND_LOCK, holder, 0) === holder) this.#wakeSenders();
-    }
+    if (holder > 0 && holder <= SLOT_COUNT && holder !== this.#slot + 1) this.#reap(holder - 1);
   }
 
   #goneError(peer: Side, pids: number[]): PeerGoneError {

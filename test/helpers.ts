@@ -29,8 +29,9 @@ export function tempDir(tag = 'tmp'): { dir: string; cleanup: () => void } {
 const peerDir = join(root, 'build', 'peers');
 
 /**
- * Compiles test/peers/NAME.c with the system C compiler (again whenever it,
- * test/peers/peer.h or include/interprocess.h changes) and returns the binary's path.
+ * Compiles test/peers/NAME.c with the system C compiler, together with
+ * c/interprocess.c (again whenever it, test/peers/peer.h,
+ * include/interprocess.h or c/interprocess.c changes) and returns the binary's path.
  */
 export function compilePeer(name: string, extraArgs: string[] = []): Promise<string> {
   const src = join(root, 'test', 'peers', `${name}.c`);
@@ -39,11 +40,12 @@ export function compilePeer(name: string, extraArgs: string[] = []): Promise<str
   const newest = Math.max(
     statSync(src).mtimeMs,
     statSync(join(root, 'include', 'interprocess.h')).mtimeMs,
+    statSync(join(root, 'c', 'interprocess.c')).mtimeMs,
     statSync(join(root, 'test', 'peers', 'peer.h')).mtimeMs,
   );
   if (existsSync(out) && statSync(out).mtimeMs >= newest) return Promise.resolve(out);
   mkdirSync(peerDir, { recursive: true });
-  return run('cc', ['-O2', '-Wall', '-Werror', '-std=gnu11', '-o', out, src, ...extraArgs]).then((r) => {
+  return run('cc', ['-O2', '-Wall', '-Werror', '-std=gnu11', '-o', out, src, join(root, 'c', 'interprocess.c'), ...extraArgs]).then((r) => {
     if (r.code !== 0) throw new Error(`compiling ${name}.c failed:\n${r.stderr}`);
     return out;
   });
