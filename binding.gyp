@@ -14,7 +14,8 @@
         "native/poll.cc",
         "native/futex.cc",
         "native/mutex.cc",
-        "native/doorbell.cc"
+        "native/doorbell.cc",
+        "native/socket.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -19,10 +19,12 @@
 _Static_assert(offsetof(struct ipx_channel_layout, capacity) == 64, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, receiver_pid) == 76, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, head) == 128, "layout");
-_Static_assert(offsetof(struct ipx_channel_layout, sender_seq) == 140, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, send_lock) == 132, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, tail) == 192, "layout");
-_Static_assert(offsetof(struct ipx_channel_layout, receiver_waiting) == 196, "layout");
-_Static_assert(offsetof(struct ipx_channel_layout, slots) == 256, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, receiver_waiting) == 256, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, senders_waiting) == 260, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, sender_seq) == 264, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, slots) == 320, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, ring) == IPX_CHANNEL_RING, "layout");
 _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic int32_t) == 4, "layout");
 
@@ -421,7 +423,7 @@ static int ipx__claim_receiver(struct ipx_channel *ch) {
 
 /* Whether a record of len bytes fits after `head` given `tail`; *skip: bytes skipped to wrap. */
 static int ipx__fits(const struct ipx_channel *ch, uint32_t head, uint32_t tail, uint32_t len, uint32_t *skip) {
-  uint32_t cap = ch->capacity, pos = head & (cap - 1), record = IPX__ALIGN8(4 + len);
+  uint32_t cap = ch->capacity, pos = head & (cap - 1), record = IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + len);
   *skip = record > cap - pos ? cap - pos : 0;
   return *skip + record <= cap - (head - tail);
 }
@@ -468,8 +470,9 @@ static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, u
     memcpy(ch->shm->ring + pos, &wrap, 4);
     pos = 0;
   }
-  memcpy(ch->shm->ring + pos, &len, 4);
-  atomic_store(&ch->shm->head, head + skip + IPX__ALIGN8(4 + len));
+  const uint32_t word[2] = {len, 0};
+  memcpy(ch->shm->ring + pos, word, sizeof word);
+  atomic_store(&ch->shm->head, head + skip + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + len));
   ipx__wake_receiver(ch);
   ipx__unlock(ch);
 }
@@ -523,7 +526,7 @@ int ipx_channel_try_send(struct ipx_channel *ch, const void *data, uint32_t len)
   uint32_t head, skip;
   if (ipx__try_lock_room(ch, len, 1, &head, &skip) != 0) return EAGAIN;
   uint32_t pos = skip ? 0 : head & (ch->capacity - 1);
-  if (len) memcpy(ch->shm->ring + pos + 4, data, len);
+  if (len) memcpy(ch->shm->ring + pos + IPX_CHANNEL_RECORD_HEADER, data, len);
   ipx__publish(ch, head, skip, len);
   return 0;
 }
@@ -534,7 +537,7 @@ int ipx_channel_send(struct ipx_channel *ch, const void *data, uint32_t len, int
   uint32_t head, skip;
   if ((r = ipx__lock_room(ch, len, timeout_ms, &head, &skip))) return r;
   uint32_t pos = skip ? 0 : head & (ch->capacity - 1);
-  if (len) memcpy(ch->shm->ring + pos + 4, data, len);
+  if (len) memcpy(ch->shm->ring + pos + IPX_CHANNEL_RECORD_HEADER, data, len);
   ipx__publish(ch, head, skip, len);
   return 0;
 }
@@ -544,7 +547,7 @@ static void ipx__reserved(struct ipx_channel *ch, uint32_t len, uint32_t head, u
   ch->res_head = head;
   ch->res_skip = skip;
   ch->res_len = len;
-  *view = ch->shm->ring + (skip ? 0 : head & (ch->capacity - 1)) + 4;
+  *view = ch->shm->ring + (skip ? 0 : head & (ch->capacity - 1)) + IPX_CHANNEL_RECORD_HEADER;
 }
 
 int ipx_channel_try_reserve(struct ipx_channel *ch, uint32_t len, void **view) {
@@ -591,10 +594,10 @@ static int ipx__peek(struct ipx_channel *ch, uint32_t *pos, uint32_t *len, uint3
     p = 0;
     memcpy(&n, l->ring, 4);
   }
-  if (n > ch->max_message || p + IPX__ALIGN8(4 + n) > cap || skipped + IPX__ALIGN8(4 + n) > head - tail) return EBADMSG;
-  *pos = p + 4;
+  if (n > ch->max_message || p + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) > cap || skipped + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) > head - tail) return EBADMSG;
+  *pos = p + IPX_CHANNEL_RECORD_HEADER;
   *len = n;
-  *next = tail + skipped + IPX__ALIGN8(4 + n);
+  *next = tail + skipped + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n);
   return 0;
 }
 

@@ -126,6 +126,7 @@ int ipx_rwlock_wrunlock(void *rw);
 #define IPX_CHANNEL_SLOTS 64          /* sender slots */
 #define IPX_CHANNEL_RING 1024         /* offset of the ring */
 #define IPX_CHANNEL_WRAP 0xffffffffu  /* length of a wrap marker */
+#define IPX_CHANNEL_RECORD_HEADER 8   /* u32 length, u32 reserved (0): payloads are 8-byte aligned */
 #define IPX_CHANNEL_MIN_CAPACITY 4096u
 
 /* The shared bytes of a channel object (the header included), as in docs/channel.md. */
@@ -136,19 +137,20 @@ struct ipx_channel_layout {
   uint32_t sender_slots;             /*   72  64 */
   _Atomic int32_t receiver_pid;      /*   76  0: none attached */
   uint8_t pad0[128 - 80];
-  _Atomic uint32_t head;             /*  128  bytes ever written */
+  _Atomic uint32_t head;             /*  128  bytes ever written (senders' line) */
   _Atomic int32_t send_lock;         /*  132  0 free, else 1 + slot of the holder */
-  _Atomic int32_t senders_waiting;   /*  136  senders asleep */
-  _Atomic uint32_t sender_seq;       /*  140  bumped to wake senders (their futex word) */
-  uint8_t pad1[192 - 144];
-  _Atomic uint32_t tail;             /*  192  bytes ever consumed */
-  _Atomic int32_t receiver_waiting;  /*  196  0 awake, 1 futex on head, 2 doorbell */
-  uint8_t pad2[256 - 200];
+  uint8_t pad1[192 - 136];
+  _Atomic uint32_t tail;             /*  192  bytes ever consumed (the receiver's line) */
+  uint8_t pad2[256 - 196];
+  _Atomic int32_t receiver_waiting;  /*  256  0 awake, 1 futex on head, 2 doorbell (sleepers' line) */
+  _Atomic int32_t senders_waiting;   /*  260  senders asleep */
+  _Atomic uint32_t sender_seq;       /*  264  bumped to wake senders (their futex word) */
+  uint8_t pad3[320 - 268];
   struct {
-    _Atomic int32_t pid;             /*  0 free */
+    _Atomic int32_t pid;             /*  0 free, -1 being freed */
     _Atomic int32_t waiting;         /*  0 awake, 1 futex on sender_seq, 2 doorbell */
-  } slots[IPX_CHANNEL_SLOTS];        /*  256 */
-  uint8_t pad3[IPX_CHANNEL_RING - 256 - 8 * IPX_CHANNEL_SLOTS];
+  } slots[IPX_CHANNEL_SLOTS];        /*  320 */
+  uint8_t pad4[IPX_CHANNEL_RING - 320 - 8 * IPX_CHANNEL_SLOTS];
   uint8_t ring[];                    /* 1024 */
 };
 

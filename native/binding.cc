@@ -68,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFutex(env, exports);
   RegisterMutex(env, exports);
   RegisterDoorbell(env, exports);
+  RegisterSocket(env, exports);
   exports.Set("maxMappingLength", Napi::Number::New(env, static_cast<double>(MaxMappingLength())));
   return exports;
 }

@@ -129,5 +129,6 @@ void RegisterPoll(Napi::Env env, Napi::Object exports);
 void RegisterFutex(Napi::Env env, Napi::Object exports);
 void RegisterMutex(Napi::Env env, Napi::Object exports);
 void RegisterDoorbell(Napi::Env env, Napi::Object exports);
+void RegisterSocket(Napi::Env env, Napi::Object exports);
 
 }  // namespace interprocess

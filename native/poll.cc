@@ -10,7 +10,7 @@ namespace interprocess {
 
 namespace {
 
-// new Poller(fd, callback(status, readable, writable)); start(readable, writable); stop(); close().
+// new Poller(fd, callback(status, readable, writable)); start(readable, writable); stop(); ref(bool); close().
 // The uv handle lives in its own allocation, freed by uv_close's callback,
 // because the JavaScript object may be collected before libuv is done with it.
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -18,7 +18,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Poller",
                        {InstanceMethod("start", &Poller::Start), InstanceMethod("stop", &Poller::Stop),
-                        InstanceMethod("close", &Poller::Close)});
+                        InstanceMethod("ref", &Poller::SetRef), InstanceMethod("close", &Poller::Close)});
   }
 
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
@@ -55,6 +55,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (!active_) Ref();  // an active poll keeps this object (and its callback) alive
     active_ = true;
     return Napi::Number::New(info.Env(), uv_poll_start(handle_, events, OnPoll));
+  }
+
+  // ref(keepsLoopAlive): an active poll that is not ref'd lets the process
+  // exit (as net.Socket#unref); for polls kept running between waits.
+  Napi::Value SetRef(const Napi::CallbackInfo& info) {
+    if (handle_) {
+      if (ArgBool(info, 0)) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+      else uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+    }
+    return info.Env().Undefined();
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {

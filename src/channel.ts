@@ -15,7 +15,7 @@
  * leaves nothing half-visible and its lock is taken over.
  */
 import { native } from './native.js';
-import { AlreadyExistsError, InvalidArgumentError, PeerGoneError, TimeoutError, TooLargeError, invalidArgument } from './errors.js';
+import { AlreadyExistsError, InvalidArgumentError, IpcError, PeerGoneError, TooLargeError, invalidArgument } from './errors.js';
 import { SharedMemory } from './posix/shared-memory.js';
 import { closedError } from './internal/handle.js';
 import { Doorbell, ring } from './internal/doorbell.js';
@@ -33,15 +33,17 @@ const CAPACITY = 16;
 const MAX_MESSAGE = 17;
 const SENDER_SLOTS = 18;
 const RECEIVER_PID = 19;
-const HEAD = 32;
+const HEAD = 32; // senders' line: written for every message
 const SEND_LOCK = 33;
-const SENDERS_WAITING = 34;
-const SENDER_SEQ = 35;
-const TAIL = 48;
-const RECEIVER_WAITING = 49;
-const SLOTS = 64; // byte 256: { pid, waiting } per sender
+const TAIL = 48; // the receiver's line: written for every message
+const RECEIVER_WAITING = 64; // the sleepers' line: written only around sleeps
+const SENDERS_WAITING = 65;
+const SENDER_SEQ = 66;
+const SLOTS = 80; // byte 320: { pid, waiting } per sender
 const SLOT_COUNT = 64;
 const RING = 1024;
+/** Bytes before each payload: its length and a reserved word, so payloads are 8-byte aligned. */
+const RECORD_HEADER = 8;
 const WRAP = 0xffffffff;
 const AWAKE = 0;
 const ASLEEP_ON_FUTEX = 1;
@@ -96,6 +98,7 @@ interface Pending {
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
+const recordSize = (length: number): number => align8(RECORD_HEADER + length);
 /** What a queued send's attempt returns when done (undefined means "not yet"); the promise resolves to undefined. */
 const SENT = Symbol('sent');
 
@@ -144,21 +147,29 @@ export class Channel implements Disposable {
   #bells: Partial<Record<Side, Doorbell>> = {};
   #closed = false;
 
-  // Sender state: this handle's slot (-1: none yet) and its open reservation.
+  // Sender state: this handle's slot (-1: none yet), the indices last seen, and its open reservation.
   #slot = -1;
+  #headSeen = 0;
+  #tailSeen = 0;
   #reservedAt = -1; // byte offset of the reserved record's length word, -1: none
   #reservedStart = 0; // head value where the record starts (after any wrap)
   #reservedLength = 0;
 
-  // Receiver state: attached?, and the message handed out as a view.
+  // Receiver state: attached?, tail (only the receiver writes it), head last seen, the message handed out as a view.
   #receiver = false;
+  #tail = 0;
+  #headAvail = 0;
   #viewNextTail = -1; // tail after the viewed message, -1: no view out
   #nextTail = 0; // scratch of #peek()
   #length = 0;
 
-  // Async waits, per side: FIFO of pending calls and the one loop serving them.
+  // Async waits, per side: FIFO of pending calls, whether the side is marked asleep on its
+  // doorbell, and one timer for deadlines and peer checks.
   readonly #queues: Record<Side, Pending[]> = { sender: [], receiver: [] };
-  readonly #pumping: Record<Side, AbortController | undefined> = { sender: undefined, receiver: undefined };
+  readonly #asleep: Record<Side, boolean> = { sender: false, receiver: false };
+  readonly #timers: Record<Side, { timer: NodeJS.Timeout; due: number } | undefined> = { sender: undefined, receiver: undefined };
+  readonly #listening = new WeakSet<Doorbell>();
+  readonly #serving: Record<Side, boolean> = { sender: false, receiver: false };
 
   private constructor(name: string, shm: SharedMemory) {
     this.name = name;
@@ -295,6 +306,8 @@ export class Channel implements Disposable {
       if (Atomics.compareExchange(i32, at, pid, process.pid) !== pid) continue;
       this.#slot = s;
       if (pid !== 0) this.#undoDeadSender(s);
+      this.#headSeen = Atomics.load(i32, HEAD) >>> 0;
+      this.#tailSeen = Atomics.load(i32, TAIL) >>> 0;
       return;
     }
     throw busy(this.name, `all ${SLOT_COUNT} sender slots of channel '${this.name}' are taken by live processes`);
@@ -339,6 +352,7 @@ export class Channel implements Disposable {
       throw busy(this.name, `another receiver attached to channel '${this.name}' at the same time`);
     }
     if (pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
+    this.#tail = this.#headAvail = Atomics.load(this.#i32, TAIL) >>> 0;
     this.#bells.receiver = bell;
     orphanBells.register(this, bell, this);
     this.#receiver = true;
@@ -401,9 +415,12 @@ export class Channel implements Disposable {
   #tryReserveAt(length: number): number {
     const i32 = this.#i32;
     // No room even now: leave the lock alone (taking and releasing it would wake the other senders for nothing).
-    if (this.#room(Atomics.load(i32, HEAD) >>> 0, length) < 0) return -1;
+    if (this.#room(this.#headSeen, length) < 0) {
+      this.#headSeen = Atomics.load(i32, HEAD) >>> 0; // others may have sent meanwhile: look again
+      if (this.#room(this.#headSeen, length) < 0) return -1;
+    }
     if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return -1;
-    const head = Atomics.load(i32, HEAD) >>> 0;
+    const head = (this.#headSeen = Atomics.load(i32, HEAD) >>> 0);
     const skip = this.#room(head, length);
     if (skip < 0) {
       this.#unlock(); // another sender took the room meanwhile: it made progress, the others may look again
@@ -417,23 +434,33 @@ export class Channel implements Disposable {
     this.#reservedAt = RING + pos;
     this.#reservedStart = (head + skip) >>> 0;
     this.#reservedLength = length;
-    return RING + pos + 4;
+    return RING + pos + RECORD_HEADER;
   }
 
-  /** The bytes to skip (wrap) before a record of `length` at `head`, or -1 if it does not fit now. */
+  /**
+   * The bytes to skip (wrap) before a record of `length` at `head`, or -1 if
+   * it does not fit. Uses the tail last seen, and reads `tail` again (a
+   * cache line the receiver writes) only when that is not enough.
+   */
   #room(head: number, length: number): number {
     const cap = this.capacity;
     const pos = head & (cap - 1);
-    const record = align8(4 + length);
+    const record = recordSize(length);
     const skip = record > cap - pos ? cap - pos : 0;
-    return skip + record > cap - ((head - (Atomics.load(this.#i32, TAIL) >>> 0)) >>> 0) ? -1 : skip;
+    if (skip + record <= cap - ((head - this.#tailSeen) >>> 0)) return skip;
+    this.#tailSeen = Atomics.load(this.#i32, TAIL) >>> 0;
+    return skip + record <= cap - ((head - this.#tailSeen) >>> 0) ? skip : -1;
   }
 
   /** Publishes the reserved record with `length` payload bytes and lets go of the lock. */
   #commitAt(length: number): void {
     const i32 = this.#i32;
-    this.#dv.setUint32(this.#reservedAt, length, true);
-    Atomics.store(i32, HEAD, (this.#reservedStart + align8(4 + length)) | 0);
+    const at = this.#reservedAt;
+    this.#dv.setUint32(at, length, true);
+    this.#dv.setUint32(at + 4, 0, true);
+    const head = (this.#reservedStart + recordSize(length)) >>> 0;
+    this.#headSeen = head;
+    Atomics.store(i32, HEAD, head | 0);
     this.#reservedAt = -1;
     this.#wakeReceiver();
     this.#unlock();
@@ -442,7 +469,7 @@ export class Channel implements Disposable {
   #unlock(): void {
     Atomics.store(this.#i32, SEND_LOCK, 0);
     if (Atomics.load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
-    if (this.#queues.sender.length) this.#kick('sender');
+    if (this.#queues.sender.length) this.#serve('sender');
   }
 
   #trySendBytes(bytes: Uint8Array): boolean {
@@ -563,27 +590,33 @@ export class Channel implements Disposable {
   /** Byte offset of the next message's payload (length in #length), or -1 if the ring is empty. */
   #peek(): number {
     const cap = this.capacity;
-    let tail = Atomics.load(this.#i32, TAIL) >>> 0;
-    const head = Atomics.load(this.#i32, HEAD) >>> 0;
-    if (head === tail) return -1;
+    let tail = this.#tail;
+    if (tail === this.#headAvail) {
+      this.#headAvail = Atomics.load(this.#i32, HEAD) >>> 0; // a cache line the senders write: only when needed
+      if (tail === this.#headAvail) return -1;
+    }
     let pos = tail & (cap - 1);
     let length = this.#dv.getUint32(RING + pos, true);
     if (length === WRAP) {
-      tail += cap - pos;
+      tail = (tail + cap - pos) >>> 0;
       pos = 0;
       length = this.#dv.getUint32(RING, true);
     }
+    if (length > this.maxMessage || pos + recordSize(length) > cap || recordSize(length) > ((this.#headAvail - tail) >>> 0)) {
+      throw new IpcError('EBADMSG', { errno: -74, path: this.name, message: `EBADMSG: channel '${this.name}' holds a damaged record (length ${length})` });
+    }
     this.#length = length;
-    this.#nextTail = (tail + align8(4 + length)) | 0;
-    return RING + pos + 4;
+    this.#nextTail = (tail + recordSize(length)) >>> 0;
+    return RING + pos + RECORD_HEADER;
   }
 
   #consume(nextTail: number): void {
     const i32 = this.#i32;
-    Atomics.store(i32, TAIL, nextTail);
+    this.#tail = nextTail;
+    Atomics.store(i32, TAIL, nextTail | 0);
     if (Atomics.load(i32, SENDERS_WAITING) > 0 && ((Atomics.load(i32, HEAD) - nextTail) >>> 0) <= this.capacity / 2) {
       this.#wakeSenders();
-      if (this.#queues.sender.length) this.#kick('sender'); // this handle sends too
+      if (this.#queues.sender.length) this.#serve('sender'); // this handle sends too
     }
   }
 
@@ -591,7 +624,8 @@ export class Channel implements Disposable {
     if (this.#viewNextTail !== -1) return undefined;
     const at = this.#peek();
     if (at < 0) return undefined;
-    const message = Buffer.from(this.#u8.subarray(at, at + this.#length));
+    const message = Buffer.allocUnsafe(this.#length); // pooled when small; faster than Buffer.from(view)
+    message.set(new Uint8Array(this.#buffer, at, this.#length)); // (cheaper than subarray())
     this.#consume(this.#nextTail);
     return message;
   }
@@ -676,7 +710,7 @@ export class Channel implements Disposable {
     const next = this.#viewNextTail;
     this.#viewNextTail = -1;
     this.#consume(next);
-    if (this.#queues.receiver.length) this.#kick('receiver');
+    if (this.#queues.receiver.length) this.#serve('receiver');
   }
 
   /** Messages as they arrive (copies), until close(); a dead sender ends it with PeerGoneError. */
@@ -786,7 +820,13 @@ export class Channel implements Disposable {
     }
   }
 
-  /** Queues an async call on `side`; the loop of #pump serves the queue in order. */
+  /**
+   * Queues an async call on `side`, served in call order by #serve: whenever
+   * the side's doorbell rings, its timer fires, or this handle itself makes
+   * room (release, commit). While calls are queued the side is marked asleep
+   * on its doorbell, whose poll stays armed (re-arming it per wait would cost
+   * a system call each time).
+   */
   #park(side: Side, attempt: () => unknown, options: WaitOptions | undefined): Promise<unknown> {
     const timeout = timeoutOf(options);
     const signal = signalOf(options);
@@ -794,105 +834,122 @@ export class Channel implements Disposable {
     return new Promise((resolve, reject) => {
       const p: Pending = { attempt, resolve, reject, deadline: performance.now() + timeout, signal, onAbort: undefined };
       if (signal) {
-        p.onAbort = (): void => {
-          this.#drop(side, p);
-          reject(abortError(signal));
-        };
+        p.onAbort = (): void => this.#settle(side, p, abortError(signal));
         signal.addEventListener('abort', p.onAbort, { once: true });
       }
       this.#queues[side].push(p);
-      if (!this.#pumping[side]) void this.#pump(side);
+      try {
+        this.#sleep(side);
+      } catch (err) {
+        this.#settle(side, p, err as Error);
+        return;
+      }
+      this.#serve(side);
+      this.#arm(side, p.deadline);
     });
   }
 
-  #drop(side: Side, p: Pending): void {
-    const q = this.#queues[side];
-    const i = q.indexOf(p);
-    if (i >= 0) q.splice(i, 1);
-    if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
-    if (q.length === 0) this.#kick(side);
-  }
-
-  /** Ends the pump's current doorbell wait early (it re-checks at once). */
-  #kick(side: Side): void {
-    this.#pumping[side]?.abort();
-  }
-
-  /**
-   * Serves the side's queued async calls in order while any are queued:
-   * marks the side asleep on its doorbell, tries the first call, and waits
-   * for a ring (or a timeout, or every PEER_CHECK_MS to look at the peer).
-   */
-  async #pump(side: Side): Promise<void> {
-    const q = this.#queues[side];
-    let wake = new AbortController();
-    this.#pumping[side] = wake;
-    let bell: Doorbell;
-    try {
-      bell = this.#bells[side] ??= this.#bindBell(side);
-    } catch (err) {
-      for (const p of q.splice(0)) this.#settle(side, p, err as Error);
-      this.#pumping[side] = undefined;
-      return;
+  /** Marks the side asleep on its doorbell (the peer rings it from now on). */
+  #sleep(side: Side): void {
+    if (this.#asleep[side]) return;
+    let bell = this.#bells[side];
+    if (!bell) {
+      bell = this.#bells[side] = this.#bindBell(side);
+      bell.listen((err) => (err ? this.#failAll(side, err) : this.#serve(side)));
+    } else if (!this.#listening.has(bell)) {
+      bell.listen((err) => (err ? this.#failAll(side, err) : this.#serve(side)));
+    } else {
+      bell.keepAlive(true);
     }
+    this.#listening.add(bell);
     this.#sleeping(side, ASLEEP_ON_BELL);
+    this.#asleep[side] = true;
+  }
+
+  /** Nothing queued: awake again; the poll stays armed but no longer keeps the process alive. */
+  #wakeUp(side: Side): void {
+    if (!this.#asleep[side]) return;
+    this.#asleep[side] = false;
+    this.#awake(side);
+    this.#bells[side]?.keepAlive(false);
+    // The timer stays: firing with nothing queued does nothing, and the next wait reuses it
+    // (a timer per wait would cost more than the wait's other work).
+  }
+
+  /** Serves the side's queued calls in order, as far as they can go now. */
+  #serve(side: Side): void {
+    // An attempt may come back here (a commit lets go of the lock, which serves this side):
+    // the loop already running goes on with the next call.
+    if (this.#serving[side]) return;
+    this.#serving[side] = true;
     try {
-      while (q.length && !this.#closed) {
-        while (q.length) {
-          const p = q[0]!;
-          let value: unknown;
-          try {
-            value = p.attempt();
-          } catch (err) {
-            this.#settle(side, p, err as Error);
-            continue;
-          }
-          if (value === undefined) break;
-          this.#settle(side, p, undefined, value);
-        }
-        if (!q.length) break;
-        let now = performance.now();
-        for (const p of [...q]) if (p.deadline <= now) this.#settle(side, p, timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name }));
-        if (!q.length) break;
-        const next = Math.min(...q.map((p) => p.deadline));
-        let timedOut = false;
-        try {
-          await bell.wait({ timeout: Math.max(1, Math.min(next - now, PEER_CHECK_MS)), signal: wake.signal });
-        } catch (err) {
-          if (err instanceof TimeoutError) timedOut = true;
-          else if (wake.signal.aborted) wake = this.#pumping[side] = new AbortController();
-          else if (!this.#closed) throw err;
-        }
-        if (this.#closed) break;
-        now = performance.now();
-        if (timedOut && q.length) {
-          if (side === 'sender') this.#takeOverLock();
-          const gone = this.#waitsOnPeer(side) ? this.#peerGone(side) : undefined;
-          if (gone) {
-            // The last messages a dead sender published are still delivered.
-            const last = q.length ? safeAttempt(q[0]!) : undefined;
-            if (last !== undefined) this.#settle(side, q[0]!, undefined, last);
-            else for (const p of q.splice(0)) this.#settle(side, p, gone);
-          }
-        }
-      }
-    } catch (err) {
-      for (const p of q.splice(0)) this.#settle(side, p, err as Error);
+      this.#serveNow(side);
     } finally {
-      if (!this.#closed) this.#awake(side); // close() did it otherwise
-      this.#pumping[side] = undefined;
-      if (this.#closed) for (const p of q.splice(0)) this.#settle(side, p, closedError('channel handle', { path: this.name }));
-      else if (q.length) void this.#pump(side); // queued while we were leaving
+      this.#serving[side] = false;
     }
   }
 
+  #serveNow(side: Side): void {
+    const q = this.#queues[side];
+    while (q.length) {
+      const p = q[0]!;
+      let value: unknown;
+      try {
+        value = p.attempt();
+      } catch (err) {
+        this.#settle(side, p, err as Error);
+        continue;
+      }
+      if (value === undefined) return;
+      this.#settle(side, p, undefined, value);
+    }
+    this.#wakeUp(side);
+  }
+
+  /** Makes sure the side's timer fires by `deadline` and within PEER_CHECK_MS. */
+  #arm(side: Side, deadline: number): void {
+    if (!this.#queues[side].length) return;
+    const due = Math.min(deadline, performance.now() + PEER_CHECK_MS);
+    const t = this.#timers[side];
+    if (t && t.due <= due) return;
+    if (t) clearTimeout(t.timer);
+    const timer = setTimeout(() => this.#onTimer(side), Math.max(1, due - performance.now()));
+    timer.unref(); // the armed doorbell keeps the process alive while calls wait
+    this.#timers[side] = { timer, due };
+  }
+
+  /** Deadlines, a dead lock holder, a dead peer: what no ring announces. */
+  #onTimer(side: Side): void {
+    this.#timers[side] = undefined;
+    const q = this.#queues[side];
+    const now = performance.now();
+    for (const p of [...q]) if (p.deadline <= now) this.#settle(side, p, timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name }));
+    if (side === 'sender' && q.length) this.#takeOverLock();
+    this.#serve(side);
+    if (q.length && this.#waitsOnPeer(side)) {
+      const gone = this.#peerGone(side);
+      if (gone) {
+        this.#serve(side); // what a dead sender published is still delivered
+        if (q.length) this.#failAll(side, gone);
+      }
+    }
+    if (q.length) this.#arm(side, Math.min(...q.map((p) => p.deadline)));
+  }
+
+  #failAll(side: Side, err: Error): void {
+    for (const p of [...this.#queues[side]]) this.#settle(side, p, err);
+  }
+
+  /** Takes `p` out of the queue and settles it; an emptied queue means awake. */
   #settle(side: Side, p: Pending, err: Error | undefined, value?: unknown): void {
     const q = this.#queues[side];
     const i = q.indexOf(p);
-    if (i >= 0) q.splice(i, 1);
+    if (i < 0) return; // settled already
+    q.splice(i, 1);
     if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
     if (err) p.reject(err);
     else p.resolve(value === SENT ? undefined : value);
+    if (!q.length) this.#wakeUp(side);
   }
 
   #bindBell(side: Side): Doorbell {
@@ -927,8 +984,8 @@ export class Channel implements Disposable {
     this.discard();
     this.#closed = true;
     for (const side of ['sender', 'receiver'] as const) {
-      for (const p of this.#queues[side].splice(0)) this.#settle(side, p, closedError('channel handle', { path: this.name }));
-      this.#kick(side);
+      this.#failAll(side, closedError('channel handle', { path: this.name }));
+      this.#wakeUp(side);
     }
     if (this.#slot >= 0) {
       const at = SLOTS + 2 * this.#slot;
@@ -960,10 +1017,3 @@ function lastTry<T>(attempt: () => T | undefined, gone: Error): T {
   return value;
 }
 
-function safeAttempt(p: Pending): unknown {
-  try {
-    return p.attempt();
-  } catch {
-    return undefined;
-  }
-}

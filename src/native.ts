@@ -52,6 +52,8 @@ export interface SemStatRaw {
 export interface NativePoller {
   start(readable: boolean, writable: boolean): number;
   stop(): void;
+  /** Whether an active poll keeps the event loop alive (default true). */
+  ref(keepAlive: boolean): void;
   close(): void;
 }
 
@@ -140,6 +142,16 @@ export interface NativeBinding {
   bellRing(name: string): number;
   bellDrain(fd: number): number;
   BELL_MAX_NAME: number;
+  // Unix stream sockets passing descriptors, eventfds (native/socket.cc)
+  unixListen(path: string, backlog: number): number;
+  unixAccept(fd: number): number;
+  unixConnect(path: string): number;
+  sendWithFd(fd: number, data: Uint8Array, passFd: number): number;
+  recvWithFd(fd: number, size: number): { data: Buffer; fd: number } | number;
+  eventfd(initial: number): number;
+  eventfdWrite(fd: number, n: number): number;
+  eventfdRead(fd: number): number;
+  closeFd(fd: number): number;
   // System V keys (native/ipckey.cc)
   ftok(path: string, projId: number): number | { errno: number };
   maxMappingLength: number;

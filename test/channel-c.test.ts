@@ -141,11 +141,11 @@ function* messages(capacity: number, maxMessage: number, n: number, seed = 1): G
     let len = rnd() % Math.min(3000, maxMessage + 1);
     if (k % 50 === 1) len = maxMessage;
     else if (k % 13 === 5) len = 0;
-    else if (k % 5 === 2 && rem - 4 <= maxMessage) len = [rem - 4, rem - 3, Math.max(0, rem - 12)][Math.floor(k / 5) % 3]!;
+    else if (k % 5 === 2 && rem - 7 <= maxMessage) len = [rem - 8, rem - 7, Math.max(0, rem - 16)][Math.floor(k / 5) % 3]!;
     const b = Buffer.alloc(len);
     const fill = rnd();
     for (let i = 0; i < len; i++) b[i] = (fill + i * 7 + (i >> 8)) & 255;
-    const record = (4 + len + 7) & ~7;
+    const record = (8 + len + 7) & ~7;
     if (record > capacity - pos) pos = 0;
     pos = (pos + record) % capacity;
     yield b;
@@ -279,8 +279,8 @@ function controlWords(name: string): { sendLock: number; sendersWaiting: number;
   shm.close();
   return {
     sendLock: Atomics.load(i32, 132 / 4),
-    sendersWaiting: Atomics.load(i32, 136 / 4),
-    slot: (i) => ({ pid: Atomics.load(i32, (256 + 8 * i) / 4), waiting: Atomics.load(i32, (256 + 8 * i + 4) / 4) }),
+    sendersWaiting: Atomics.load(i32, 260 / 4),
+    slot: (i) => ({ pid: Atomics.load(i32, (320 + 8 * i) / 4), waiting: Atomics.load(i32, (320 + 8 * i + 4) / 4) }),
   };
 }
 

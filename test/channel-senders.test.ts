@@ -30,11 +30,11 @@ import {
 
 const HEAD = 128 / 4;
 const SEND_LOCK = 132 / 4;
-const SENDERS_WAITING = 136 / 4;
+const SENDERS_WAITING = 260 / 4;
 const RECEIVER_PID = 76 / 4;
-const RECEIVER_WAITING = 196 / 4;
-const slotPid = (s: number): number => (256 + 8 * s) / 4;
-const slotWaiting = (s: number): number => (256 + 8 * s + 4) / 4;
+const RECEIVER_WAITING = 256 / 4;
+const slotPid = (s: number): number => (320 + 8 * s) / 4;
+const slotWaiting = (s: number): number => (320 + 8 * s + 4) / 4;
 
 /** The raw words of a channel, through a plain POSIX shared memory mapping (it stays valid after close). */
 function raw(name: string): Int32Array {
@@ -361,9 +361,10 @@ const HOLDER = `
 for (const variant of ['async send waiting in this process', 'sendSync waiting in another process', 'sendSync in this process after the kill'] as const) {
   test(`a sender SIGKILLed holding the send lock (tryReserve, no commit): ${variant} takes the lock over; the receiver sees no trace`, async (t) => {
     const ch = channel(t, 4096);
-    // Bring head to 16 bytes before the end of the ring: the holder's 100-byte
-    // record must wrap, so it writes a wrap marker there beyond head.
-    for (const len of [500, 500, 500, 500, 500, 500, 500, 500, 44]) {
+    // Bring head to 16 bytes before the end of the ring (7 records of 512, one
+    // of 496): the holder's 100-byte record (112 bytes) must wrap, so it writes
+    // a wrap marker there beyond head.
+    for (const len of [500, 500, 500, 500, 500, 500, 500, 488]) {
       assert.equal(ch.trySend(Buffer.alloc(len, 0x30)), true);
       assert.equal(ch.tryReceive()!.length, len);
     }
@@ -425,7 +426,7 @@ for (const variant of ['async send waiting in this process', 'sendSync waiting i
 }
 
 for (const mode of ['sync', 'async'] as const) {
-  test(`a sender SIGKILLed asleep waiting for room (${mode}) leaves senders_waiting (byte 136) at 0 once its slot is reused and nobody waits`, async (t) => {
+  test(`a sender SIGKILLed asleep waiting for room (${mode}) leaves senders_waiting (byte 260) at 0 once its slot is reused and nobody waits`, async (t) => {
     const ch = channel(t, 4096);
     const words = raw(ch.name);
     const first = child(t, FILLER, [ch.name, mode]);
@@ -885,7 +886,7 @@ test('Channel.inspect reports capacity, used bytes, creator, receiver and sender
   const senderDone = collect(sender);
   await waitForLine(sender, /sent/);
   info = Channel.inspect(ch.name);
-  assert.equal(info.used, align8(4 + 5) + align8(4 + 100));
+  assert.equal(info.used, align8(8 + 5) + align8(8 + 100));
   assert.equal(info.receiverPid, receiver.pid);
   assert.equal(info.receiverAlive, true);
   assert.deepEqual(info.senderPids, [sender.pid]);
@@ -928,7 +929,7 @@ test('a channel whose creator exited, with nobody attached, is stale: create() f
 
   info = Channel.inspect(name);
   assert.equal(info.capacity, 8192);
-  assert.equal(info.used, 16);
+  assert.equal(info.used, 32, "'a' and 'bc': two 16-byte records");
   assert.equal(info.creatorAlive, false);
   assert.equal(info.receiverPid, 0);
   assert.deepEqual(info.senderPids, [creator.pid]);

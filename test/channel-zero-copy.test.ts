@@ -113,8 +113,8 @@ const SENDER = `${CHILD_COMMON}
     if (r < 14) return max;
     if (r < 55) {
       const d = TARGETS[rnd() % TARGETS.length] - pos;
-      // a record of d bytes ends at the target: align8(4 + n) = d
-      if (d >= 8 && d <= cap / 2) return Math.min(max, Math.max(0, d - 4 - (rnd() % 8)));
+      // a record of d bytes ends at the target: align8(8 + n) = d
+      if (d >= 8 && d <= cap / 2) return Math.min(max, Math.max(0, d - 8 - (rnd() % 8)));
     }
     return rnd() % (r < 65 ? max + 1 : 600);
   }
@@ -190,7 +190,7 @@ const RECEIVER = `${CHILD_COMMON}
     account(h, m);
     if (view) { ch.release(); tally.views++; } else tally.copies++;
     const after = Atomics.load(i32, 48) >>> 0;
-    const diff = (after - before) >>> 0, rec = align8(4 + m.length), start = before & (cap - 1);
+    const diff = (after - before) >>> 0, rec = align8(8 + m.length), start = before & (cap - 1);
     if (diff === rec) {
       if (start + rec > cap) throw new Error('message ' + i + ': a ' + rec + '-byte record at ring offset ' + start + ' crosses the end');
       if (start + rec === cap) tally.endExact++;
@@ -268,7 +268,8 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 test('tryReserve / reserveSync / reserve give a view of exactly n bytes in the ring; what is written there is what arrives', async (t) => {
   const ch = channel(t, 1 << 16);
   const { u8, dv, i32 } = raw(ch.name);
-  const sizes = [0, 1, 4, 7, 8, 13, ch.maxMessage];
+  // Records of 8 (0 bytes: only the header), 16 (1..8 bytes) and 24 bytes (9..16), the largest.
+  const sizes = [0, 1, 7, 8, 9, 13, ch.maxMessage];
   const receiving = dumped(t, ch.name, 3 * sizes.length); // drains meanwhile: three maxMessage records need it
   receiving.catch(() => {}); // awaited below
   const want: string[] = [];
@@ -282,20 +283,22 @@ test('tryReserve / reserveSync / reserve give a view of exactly n bytes in the r
     for (const n of sizes) {
       const headBefore = Atomics.load(i32, HEAD) >>> 0;
       const pos = headBefore % ch.capacity;
-      const skip = align8(4 + n) > ch.capacity - pos ? ch.capacity - pos : 0;
+      const skip = align8(8 + n) > ch.capacity - pos ? ch.capacity - pos : 0;
       const v = await reserve(n);
       assert.ok(v instanceof Uint8Array, `${form}(${n}) gives a Uint8Array`);
       assert.equal(v.byteLength, n, `${form}(${n}) gives exactly ${n} bytes`);
       assert.ok(v.buffer instanceof SharedArrayBuffer, `${form}(${n}) is a view into the shared memory`);
-      assert.equal(v.byteOffset, RING + (skip ? 0 : pos) + 4, `${form}(${n}): the payload follows the length word at head (or at the ring start, if it wraps)`);
+      assert.equal(v.byteOffset, RING + (skip ? 0 : pos) + 8, `${form}(${n}): the payload follows the 8-byte record header at head (or at the ring start, if it wraps)`);
+      assert.equal(v.byteOffset % 8, 0, `${form}(${n}): the payload is 8-byte aligned`);
       fillMessage(v, i);
       // Written in place: a separate mapping of the object sees the bytes already (before commit).
       assert.equal(hex(u8.subarray(v.byteOffset, v.byteOffset + n)), hex(v), `${form}(${n}) writes into the ring itself`);
       assert.equal(Atomics.load(i32, HEAD) >>> 0, headBefore, `${form}(${n}): nothing is published before commit()`);
       want.push(hex(v));
       ch.commit();
-      assert.equal(dv.getUint32(v.byteOffset - 4, true), n, 'the length word');
-      assert.equal(Atomics.load(i32, HEAD) >>> 0, headBefore + skip + align8(4 + n), 'head moves by align8(4 + n) (plus the skipped end)');
+      assert.equal(dv.getUint32(v.byteOffset - 8, true), n, 'the length word');
+      assert.equal(dv.getUint32(v.byteOffset - 4, true), 0, 'the reserved word is 0');
+      assert.equal(Atomics.load(i32, HEAD) >>> 0, headBefore + skip + align8(8 + n), 'head moves by align8(8 + n) (plus the skipped end)');
       i++;
     }
   }
@@ -304,7 +307,7 @@ test('tryReserve / reserveSync / reserve give a view of exactly n bytes in the r
   assert.equal(r.extra, null, 'nothing else arrives');
 });
 
-test('commit(k) publishes only the first k bytes and takes only align8(4 + k) of the ring; commit rejects k > n', async (t) => {
+test('commit(k) publishes only the first k bytes and takes only align8(8 + k) of the ring; commit rejects k > n', async (t) => {
   const ch = channel(t);
   const { i32 } = raw(ch.name);
   const v = ch.reserveSync(1000);
@@ -314,12 +317,12 @@ test('commit(k) publishes only the first k bytes and takes only align8(4 + k) of
   }
   assert.equal(Atomics.load(i32, HEAD), 0, 'a refused commit publishes nothing');
   ch.commit(10);
-  assert.equal(Atomics.load(i32, HEAD), 16);
-  assert.equal(ch.stat().used, 16, 'a 10-byte message takes 16 bytes, not 1008');
+  assert.equal(Atomics.load(i32, HEAD), 24);
+  assert.equal(ch.stat().used, 24, 'a 10-byte message takes 24 bytes, not 1008');
   const w = ch.tryReserve(100)!;
   fillMessage(w, 8);
   ch.commit(0); // zero bytes of a 100-byte reservation: an empty message
-  assert.equal(Atomics.load(i32, HEAD), 24);
+  assert.equal(Atomics.load(i32, HEAD), 32);
   const r = await dumped(t, ch.name, 2);
   assert.deepEqual(r.got, [hex(message(7, 1000).subarray(0, 10)), '']);
   assert.equal(r.extra, null);
@@ -348,24 +351,26 @@ test('discard() delivers nothing and gives the room back; a discarded wrap marke
 
   // Bring head to 8 bytes before the ring's end, with the ring empty.
   ch.trySend(message(3, max)); // 2048
-  ch.trySend(message(4, 2036)); // align8(2040) = 2040: head % 4096 = 4088
+  ch.trySend(message(4, 2032)); // align8(8 + 2032) = 2040: head % 4096 = 4088
   rx.tryReceive();
   rx.tryReceive();
   assert.equal(Atomics.load(i32, HEAD) % 4096, 4088);
   // A reservation that does not fit in the last 8 bytes wraps: marker at 4088, payload at 0.
   const v = ch.tryReserve(100)!;
-  assert.equal(v.byteOffset, RING + 4, 'wrapped to the ring start');
+  assert.equal(v.byteOffset, RING + 8, 'wrapped to the ring start');
   assert.equal(dv.getUint32(RING + 4088, true), WRAP, 'wrap marker written');
   v.fill(0xee);
   ch.discard();
-  // A 3-byte message fits in the last 8 bytes: its length overwrites the stale marker.
-  assert.equal(ch.trySend(Buffer.from([9, 9, 9])), true);
+  // An empty message (a record of just the 8-byte header) fits in the last 8 bytes: its length overwrites the stale marker.
+  assert.equal(ch.trySend(Buffer.alloc(0)), true);
   assert.equal(Atomics.load(i32, HEAD) >>> 0, 8192, 'the record ended exactly at the ring end');
-  assert.deepEqual(rx.tryReceive(), Buffer.from([9, 9, 9]));
+  assert.equal(dv.getUint32(RING + 4088, true), 0, 'the stale marker was overwritten by the length');
+  assert.deepEqual(rx.tryReceive(), Buffer.alloc(0));
+  assert.equal(Atomics.load(i32, TAIL) >>> 0, 8192, 'the receiver took it from the last 8 bytes, not past a marker');
 
   // Again at 4088: this time a wrapped reservation committed with 0 bytes.
   ch.trySend(message(5, max));
-  ch.trySend(message(6, 2036));
+  ch.trySend(message(6, 2032));
   rx.tryReceive();
   rx.tryReceive();
   assert.equal(Atomics.load(i32, HEAD) % 4096, 4088);
@@ -388,7 +393,7 @@ test('commit() without a reservation fails (EBUSY); discard() without one is a n
   ch.commit();
   throwsLike(() => ch.commit(), Error, { code: 'EBUSY' }); // committed already
   ch.discard(); // nothing open: must not touch head
-  assert.equal(Atomics.load(i32, HEAD), 8);
+  assert.equal(Atomics.load(i32, HEAD), 16);
 
   // Another process holds a reservation (the send lock) until told to commit.
   const child = killOnExit(
@@ -525,13 +530,13 @@ test('tryReceiveView / receiveViewSync / receiveView: a view of the message in t
     const used = ch.stat().used;
     const v = await get();
     assert.ok(v instanceof Uint8Array && v.buffer instanceof SharedArrayBuffer, `${form} gives a view into the ring`);
-    assert.equal(v.byteOffset, RING + (tail % ch.capacity) + 4, `${form}: the payload at tail`);
+    assert.equal(v.byteOffset, RING + (tail % ch.capacity) + 8, `${form}: the payload at tail`);
     assert.deepEqual(Buffer.from(v), want, form);
     await sleep(20);
     assert.equal(Atomics.load(i32, TAIL), tail, `${form}: nothing consumed before release()`);
     assert.equal(ch.stat().used, used);
     ch.release();
-    assert.equal(Atomics.load(i32, TAIL), tail + align8(4 + want.length), `${form}: release() moves the tail past the record`);
+    assert.equal(Atomics.load(i32, TAIL), tail + align8(8 + want.length), `${form}: release() moves the tail past the record`);
   }
   assert.equal(ch.tryReceiveView(), undefined);
   assert.equal(ch.stat().used, 0);
@@ -724,7 +729,7 @@ test('a send queued behind its own reservation is not failed by a dead receiver 
   ch.commit();
   // docs/channel.md: "A sender never fails while there is room."
   await withTimeout(queued, 5000, 'the queued send');
-  assert.equal(ch.stat().used, 16 + 16);
+  assert.equal(ch.stat().used, 24 + 16);
   // Without room, the dead receiver does end the wait.
   while (ch.trySend(Buffer.alloc(100)));
   await rejectsLike(ch.send(Buffer.alloc(100), { timeout: 10_000 }), PeerGoneError, { code: 'EPIPE' });
@@ -978,7 +983,7 @@ for (const op of ['receive', 'receiveView', 'send', 'reserve'] as const) {
     const ch = channel(t);
     const sending = op === 'send' || op === 'reserve';
     // Fill the ring completely: 8 records of 504, one of 56, one of 8 = 4096.
-    if (sending) for (const n of [500, 52, 0]) while (ch.trySend(Buffer.alloc(n)));
+    if (sending) for (const n of [496, 48, 0]) while (ch.trySend(Buffer.alloc(n)));
     if (sending) assert.equal(ch.stat().used, 4096);
     // The peer acts when told: sends one message, or drains the ring.
     const child = killOnExit(

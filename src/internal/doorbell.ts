@@ -4,7 +4,6 @@
  * asynchronous waits: one sleep/wake hand-off, as a Unix socket takes.
  */
 import { constants } from 'node:os';
-import { closeSync } from 'node:fs';
 import { native, type NativePoller } from '../native.js';
 import { AlreadyExistsError, invalidArgument, systemError } from '../errors.js';
 import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from './wait.js';
@@ -31,6 +30,7 @@ export class Doorbell {
   #fd: number;
   #poller: NativePoller | undefined;
   #pending: { resolve(): void; reject(e: Error): void } | undefined;
+  #listener: ((err?: Error) => void) | undefined;
 
   private constructor(name: string, fd: number) {
     this.name = name;
@@ -51,10 +51,51 @@ export class Doorbell {
     return native.bellDrain(this.#fd) > 0;
   }
 
+  /** The poller, created on first use; its callback serves the listener, else the pending wait. */
+  #poll(): NativePoller {
+    this.#poller ??= new native.Poller(this.#fd, (status) => {
+      if (status < 0) {
+        const err = systemError(status, 'poll', { path: this.name });
+        if (this.#listener) this.#listener(err);
+        else this.#pending?.reject(err);
+      } else if (this.drain()) {
+        if (this.#listener) this.#listener();
+        else this.#pending?.resolve();
+      }
+    });
+    return this.#poller;
+  }
+
+  /**
+   * Calls `onRing` each time the doorbell rings (the rings consumed first),
+   * until unlisten() or close(): the poll stays armed between rings, which
+   * saves re-arming it per wait. `keepAlive` as for a socket's ref().
+   */
+  listen(onRing: (err?: Error) => void, keepAlive = true): void {
+    if (this.#fd < 0) throw invalidArgument('the doorbell is closed');
+    if (this.#pending) throw invalidArgument('a doorbell has one waiter at a time');
+    this.#listener = onRing;
+    const poller = this.#poll();
+    poller.start(true, false);
+    poller.ref(keepAlive);
+  }
+
+  /** Whether the listening poll keeps the event loop alive. */
+  keepAlive(on: boolean): void {
+    this.#poller?.ref(on);
+  }
+
+  unlisten(): void {
+    if (!this.#listener) return;
+    this.#listener = undefined;
+    this.#poller?.stop();
+    this.#poller?.ref(true);
+  }
+
   /** Resolves once rung (consuming the rings); one wait at a time. */
   wait(options?: WaitOptions): Promise<void> {
     if (this.#fd < 0) return Promise.reject(invalidArgument('the doorbell is closed'));
-    if (this.#pending) return Promise.reject(invalidArgument('a doorbell has one waiter at a time'));
+    if (this.#pending || this.#listener) return Promise.reject(invalidArgument('a doorbell has one waiter at a time'));
     const timeout = timeoutOf(options);
     const signal = signalOf(options);
     if (signal?.aborted) return Promise.reject(abortError(signal));
@@ -72,11 +113,7 @@ export class Doorbell {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending = { resolve: () => finish(), reject: (e) => finish(e) };
-      this.#poller ??= new native.Poller(this.#fd, (status) => {
-        if (status < 0) this.#pending?.reject(systemError(status, 'poll', { path: this.name }));
-        else if (this.drain()) this.#pending?.resolve();
-      });
-      this.#poller.start(true, false);
+      this.#poll().start(true, false);
     });
   }
 
@@ -84,9 +121,10 @@ export class Doorbell {
   close(): void {
     if (this.#fd < 0) return;
     this.#pending?.reject(invalidArgument('the doorbell was closed'));
+    this.#listener = undefined;
     this.#poller?.close();
     this.#poller = undefined;
-    closeSync(this.#fd);
+    native.closeFd(this.#fd);
     this.#fd = -1;
   }
 }

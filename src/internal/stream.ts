@@ -7,7 +7,7 @@
  * write is actually pending. Closing the stream closes the descriptor.
  */
 import net from 'node:net';
-import { closeSync, fstatSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { invalidArgument, fromNodeError, InvalidArgumentError } from '../errors.js';
 import { native } from '../native.js';
 import { check } from '../errors.js';
@@ -58,10 +58,11 @@ export function fileKind(mode: number): string {
   }
 }
 
+/**
+ * Closes a descriptor this package opened (not through fs: worker threads
+ * warn when fs.closeSync closes a descriptor fs did not open). Errors mean
+ * it is closed already: nothing to release.
+ */
 export function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed: nothing to release
-  }
+  native.closeFd(fd);
 }

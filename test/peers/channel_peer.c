@@ -134,9 +134,10 @@ static uint32_t length_of(struct ipx_channel *ch, long k, uint32_t *seed, uint32
   uint32_t rem = ch->capacity - (atomic_load(&ch->shm->head) & (ch->capacity - 1));
   if (k % 50 == 1) len = ch->max_message;
   else if (k % 13 == 5) len = 0;
-  else if (k % 5 == 2 && rem - 4 <= ch->max_message) {
+  else if (k % 5 == 2 && rem - 7 <= ch->max_message) {
+    /* A record takes align8(IPX_CHANNEL_RECORD_HEADER + len) bytes (rem is a multiple of 8). */
     uint32_t variant = (uint32_t)(k / 5) % 3;
-    len = variant == 0 ? rem - 4 : variant == 1 ? rem - 3 : rem >= 12 ? rem - 12 : 0;
+    len = variant == 0 ? rem - 8 : variant == 1 ? rem - 7 : rem >= 16 ? rem - 16 : 0;
   } else {
     len = r % (ch->max_message < 3000 ? ch->max_message + 1 : 3000);
   }
