@@ -144,6 +144,7 @@ export class Channel implements Disposable {
   readonly #dv: DataView;
   readonly #buffer: SharedArrayBuffer;
   readonly #bellPrefix: string;
+  readonly #receiverBell: string;
   #bells: Partial<Record<Side, Doorbell>> = {};
   #closed = false;
 
@@ -168,8 +169,10 @@ export class Channel implements Disposable {
   readonly #queues: Record<Side, Pending[]> = { sender: [], receiver: [] };
   readonly #asleep: Record<Side, boolean> = { sender: false, receiver: false };
   readonly #timers: Record<Side, { timer: NodeJS.Timeout; due: number } | undefined> = { sender: undefined, receiver: undefined };
-  readonly #listening = new WeakSet<Doorbell>();
+  readonly #listening: Record<Side, boolean> = { sender: false, receiver: false };
   readonly #serving: Record<Side, boolean> = { sender: false, receiver: false };
+  readonly #receiveAttempt = (): Buffer | undefined => this.#tryReceive();
+  readonly #receiveViewAttempt = (): Uint8Array | undefined => this.#tryReceiveView();
 
   private constructor(name: string, shm: SharedMemory) {
     this.name = name;
@@ -180,6 +183,7 @@ export class Channel implements Disposable {
     this.#dv = new DataView(shm.buffer);
     const st = shm.stat();
     this.#bellPrefix = `ipx/${st.dev}:${st.ino}`;
+    this.#receiverBell = `${this.#bellPrefix}/receiver`;
     this.capacity = this.#i32[CAPACITY]! >>> 0;
     this.maxMessage = this.#i32[MAX_MESSAGE]! >>> 0;
     if (
@@ -364,7 +368,7 @@ export class Channel implements Disposable {
    * short and the same for everyone with this channel open.
    */
   #bellName(side: Side, slot = this.#slot): string {
-    return side === 'receiver' ? `${this.#bellPrefix}/receiver` : `${this.#bellPrefix}/sender/${slot}`;
+    return side === 'receiver' ? this.#receiverBell : `${this.#bellPrefix}/sender/${slot}`;
   }
 
   // ---- waking --------------------------------------------------------------
@@ -662,7 +666,7 @@ export class Channel implements Disposable {
       const now = this.#tryReceive();
       if (now) return Promise.resolve(now);
     }
-    return this.#park('receiver', () => this.#tryReceive(), options) as Promise<Buffer>;
+    return this.#park('receiver', this.#receiveAttempt, options) as Promise<Buffer>;
   }
 
   /** The next message, spinning briefly then sleeping (this thread). */
@@ -693,7 +697,7 @@ export class Channel implements Disposable {
       const now = this.#tryReceiveView();
       if (now) return Promise.resolve(now);
     }
-    return this.#park('receiver', () => this.#tryReceiveView(), options) as Promise<Uint8Array>;
+    return this.#park('receiver', this.#receiveViewAttempt, options) as Promise<Uint8Array>;
   }
 
   /** As tryReceiveView(), spinning briefly then sleeping (this thread). */
@@ -852,16 +856,13 @@ export class Channel implements Disposable {
   /** Marks the side asleep on its doorbell (the peer rings it from now on). */
   #sleep(side: Side): void {
     if (this.#asleep[side]) return;
-    let bell = this.#bells[side];
-    if (!bell) {
-      bell = this.#bells[side] = this.#bindBell(side);
-      bell.listen((err) => (err ? this.#failAll(side, err) : this.#serve(side)));
-    } else if (!this.#listening.has(bell)) {
-      bell.listen((err) => (err ? this.#failAll(side, err) : this.#serve(side)));
+    if (this.#listening[side]) {
+      this.#bells[side]!.keepAlive(true);
     } else {
-      bell.keepAlive(true);
+      const bell = (this.#bells[side] ??= this.#bindBell(side));
+      bell.listen((err) => (err ? this.#failAll(side, err) : this.#serve(side)));
+      this.#listening[side] = true;
     }
-    this.#listening.add(bell);
     this.#sleeping(side, ASLEEP_ON_BELL);
     this.#asleep[side] = true;
   }

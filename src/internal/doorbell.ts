@@ -8,7 +8,7 @@ import { native, type NativePoller } from '../native.js';
 import { AlreadyExistsError, invalidArgument, systemError } from '../errors.js';
 import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from './wait.js';
 
-const { EADDRINUSE, ECONNREFUSED, EAGAIN } = constants.errno;
+const { EADDRINUSE, ECONNREFUSED, EAGAIN, ENAMETOOLONG } = constants.errno;
 
 function checkName(name: string): void {
   if (Buffer.byteLength(name) === 0 || Buffer.byteLength(name) > native.BELL_MAX_NAME) {
@@ -18,8 +18,8 @@ function checkName(name: string): void {
 
 /** Rings the doorbell `name`: true if someone has it bound (it will wake), false if nobody does. */
 export function ring(name: string): boolean {
-  checkName(name);
-  const r = native.bellRing(name);
+  const r = native.bellRing(name); // checks the name's length too (ENAMETOOLONG)
+  if (r === -ENAMETOOLONG) checkName(name);
   if (r === 0 || r === -EAGAIN) return true; // EAGAIN: rung already, its queue is full
   if (r === -ECONNREFUSED) return false;
   throw systemError(r, 'sendto', { path: name });
