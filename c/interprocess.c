@@ -19,12 +19,12 @@
 _Static_assert(offsetof(struct ipx_channel_layout, capacity) == 64, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, receiver_pid) == 76, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, head) == 128, "layout");
-_Static_assert(offsetof(struct ipx_channel_layout, send_lock) == 132, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, send_lock) == 320, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, tail) == 192, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, receiver_waiting) == 256, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, senders_waiting) == 260, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, sender_seq) == 264, "layout");
-_Static_assert(offsetof(struct ipx_channel_layout, slots) == 320, "layout");
+_Static_assert(offsetof(struct ipx_channel_layout, slots) == 384, "layout");
 _Static_assert(offsetof(struct ipx_channel_layout, ring) == IPX_CHANNEL_RING, "layout");
 _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic int32_t) == 4, "layout");
 

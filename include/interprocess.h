@@ -137,20 +137,21 @@ struct ipx_channel_layout {
   uint32_t sender_slots;             /*   72  64 */
   _Atomic int32_t receiver_pid;      /*   76  0: none attached */
   uint8_t pad0[128 - 80];
-  _Atomic uint32_t head;             /*  128  bytes ever written (senders' line) */
-  _Atomic int32_t send_lock;         /*  132  0 free, else 1 + slot of the holder */
-  uint8_t pad1[192 - 136];
+  _Atomic uint32_t head;             /*  128  bytes ever written (the publishing line) */
+  uint8_t pad1[192 - 132];
   _Atomic uint32_t tail;             /*  192  bytes ever consumed (the receiver's line) */
   uint8_t pad2[256 - 196];
   _Atomic int32_t receiver_waiting;  /*  256  0 awake, 1 futex on head, 2 doorbell (sleepers' line) */
   _Atomic int32_t senders_waiting;   /*  260  senders asleep */
   _Atomic uint32_t sender_seq;       /*  264  bumped to wake senders (their futex word) */
   uint8_t pad3[320 - 268];
+  _Atomic int32_t send_lock;         /*  320  0 free, else 1 + slot of the holder (the senders' line) */
+  uint8_t pad4[384 - 324];
   struct {
     _Atomic int32_t pid;             /*  0 free, -1 being freed */
     _Atomic int32_t waiting;         /*  0 awake, 1 futex on sender_seq, 2 doorbell */
-  } slots[IPX_CHANNEL_SLOTS];        /*  320 */
-  uint8_t pad4[IPX_CHANNEL_RING - 320 - 8 * IPX_CHANNEL_SLOTS];
+  } slots[IPX_CHANNEL_SLOTS];        /*  384 */
+  uint8_t pad5[IPX_CHANNEL_RING - 384 - 8 * IPX_CHANNEL_SLOTS];
   uint8_t ring[];                    /* 1024 */
 };
 

@@ -33,13 +33,13 @@ const CAPACITY = 16;
 const MAX_MESSAGE = 17;
 const SENDER_SLOTS = 18;
 const RECEIVER_PID = 19;
-const HEAD = 32; // senders' line: written for every message
-const SEND_LOCK = 33;
+const HEAD = 32; // the publishing line: written for every message, read by the receiver
 const TAIL = 48; // the receiver's line: written for every message
 const RECEIVER_WAITING = 64; // the sleepers' line: written only around sleeps
 const SENDERS_WAITING = 65;
 const SENDER_SEQ = 66;
-const SLOTS = 80; // byte 320: { pid, waiting } per sender
+const SEND_LOCK = 80; // the senders' own line: the receiver never reads it
+const SLOTS = 96; // byte 384: { pid, waiting } per sender
 const SLOT_COUNT = 64;
 const RING = 1024;
 /** Bytes before each payload: its length and a reserved word, so payloads are 8-byte aligned. */

@@ -278,9 +278,9 @@ function controlWords(name: string): { sendLock: number; sendersWaiting: number;
   const i32 = new Int32Array(shm.buffer);
   shm.close();
   return {
-    sendLock: Atomics.load(i32, 132 / 4),
+    sendLock: Atomics.load(i32, 320 / 4),
     sendersWaiting: Atomics.load(i32, 260 / 4),
-    slot: (i) => ({ pid: Atomics.load(i32, (320 + 8 * i) / 4), waiting: Atomics.load(i32, (320 + 8 * i + 4) / 4) }),
+    slot: (i) => ({ pid: Atomics.load(i32, (384 + 8 * i) / 4), waiting: Atomics.load(i32, (384 + 8 * i + 4) / 4) }),
   };
 }
 

@@ -29,12 +29,12 @@ import {
 // ---- layout (docs/channel.md), as Int32 indices into the object ------------
 
 const HEAD = 128 / 4;
-const SEND_LOCK = 132 / 4;
+const SEND_LOCK = 320 / 4;
 const SENDERS_WAITING = 260 / 4;
 const RECEIVER_PID = 76 / 4;
 const RECEIVER_WAITING = 256 / 4;
-const slotPid = (s: number): number => (320 + 8 * s) / 4;
-const slotWaiting = (s: number): number => (320 + 8 * s + 4) / 4;
+const slotPid = (s: number): number => (384 + 8 * s) / 4;
+const slotWaiting = (s: number): number => (384 + 8 * s + 4) / 4;
 
 /** The raw words of a channel, through a plain POSIX shared memory mapping (it stays valid after close). */
 function raw(name: string): Int32Array {

@@ -14,7 +14,7 @@ import { collect, finished, killOnExit, rejectsLike, settled, shmEntries, spawnN
 // Int32 indices of the control fields (docs/channel.md), and the ring's byte offset.
 const RECEIVER_PID = 19;
 const HEAD = 32;
-const SEND_LOCK = 33;
+const SEND_LOCK = 80;
 const TAIL = 48;
 const RING = 1024;
 const WRAP = 0xffffffff;
