@@ -515,8 +515,10 @@ export class Channel implements Disposable {
   /** Sends, spinning briefly then sleeping (this thread) while the ring is full. */
   sendSync(data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
     const bytes = this.#bytes(data);
-    this.#readyToSend();
-    this.#noAsyncWaits('sender');
+    if (this.#slot < 0 || this.#reservedAt >= 0 || this.#queues.sender.length) {
+      this.#readyToSend();
+      this.#noAsyncWaits('sender');
+    }
     if (this.#trySendBytes(bytes)) return;
     this.#block('sender', () => (this.#trySendBytes(bytes) ? true : undefined), options);
   }
@@ -671,9 +673,11 @@ export class Channel implements Disposable {
 
   /** The next message, spinning briefly then sleeping (this thread). */
   receiveSync(options?: { timeout?: number }): Buffer {
-    this.#readyToReceive();
-    this.#noAsyncWaits('receiver');
-    return this.#tryReceive() ?? this.#block('receiver', () => this.#tryReceive(), options);
+    if (!this.#receiver || this.#viewNextTail !== -1 || this.#queues.receiver.length || this.#closed) {
+      this.#readyToReceive();
+      this.#noAsyncWaits('receiver');
+    }
+    return this.#tryReceive() ?? this.#block('receiver', this.#receiveAttempt, options);
   }
 
   /**
