@@ -11,10 +11,10 @@
  * in a blocking open() counts as a reader, so the tutorial's C programs
  * interoperate in both roles.
  */
-import { openSync, statSync, fstatSync, constants as fsc } from 'node:fs';
+import { closeSync, openSync, statSync, fstatSync, constants as fsc } from 'node:fs';
 import { native } from './native.js';
 import { check, fromNodeError, InvalidArgumentError } from './errors.js';
-import { closeQuietly, fileKind, streamFromFd } from './internal/stream.js';
+import { fileKind, streamFromFd } from './internal/stream.js';
 import * as v from './internal/validate.js';
 import { abortError, pollUntil, pollUntilSync, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import type { PipeReader, PipeWriter } from './pipe.js';
@@ -64,7 +64,7 @@ function openFifoFd(path: string, flags: number): number | undefined {
   }
   const st = fstatSync(fd);
   if (!st.isFIFO()) {
-    closeQuietly(fd);
+    closeSync(fd); // opened by fs: closed by fs (worker threads track those)
     throw notFifo(path, st.mode);
   }
   return fd;

@@ -1,0 +1,15 @@
+/**
+ * `interprocess/qemu`: the host side of IPC with QEMU guests: FIFOs
+ * (`-chardev pipe`), shared memory (`ivshmem-plain`) and doorbells
+ * (`ivshmem-doorbell` and the ivshmem server protocol).
+ */
+export { QemuPipe, type QemuPipeOptions } from './pipe.js';
+export {
+  serialPipeArgs,
+  virtioSerialPortArgs,
+  virtioSerialBusArgs,
+  ivshmemPlainArgs,
+  ivshmemDoorbellArgs,
+  type IvshmemPlainOptions,
+  type IvshmemDoorbellOptions,
+} from './args.js';
