@@ -224,6 +224,11 @@ static int ipx__alive(int32_t pid) {
   return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
+/* Whether a pid recorded in the channel runs; peers under another kernel (a VM) always do. */
+static int ipx__peer_alive(const struct ipx_channel *ch, int32_t pid) {
+  return ch->foreign || ipx__alive(pid);
+}
+
 struct ipx__deadline { int forever; struct timespec at; };
 
 static void ipx__deadline_init(struct ipx__deadline *d, int timeout_ms) {
@@ -276,7 +281,7 @@ static void ipx__wake_senders(struct ipx_channel *ch);
 static void ipx__reap(struct ipx_channel *ch, uint32_t i) {
   struct ipx_channel_layout *l = ch->shm;
   int32_t pid = atomic_load(&l->slots[i].pid);
-  if (pid < 0 || (pid > 0 && ipx__alive(pid))) return;
+  if (pid < 0 || (pid > 0 && ipx__peer_alive(ch, pid))) return;
   if (!atomic_compare_exchange_strong(&l->slots[i].pid, &pid, -1)) return;
   if (atomic_exchange(&l->slots[i].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
   int32_t held = 1 + (int32_t)i;
@@ -391,7 +396,7 @@ static int ipx__claim_slot(struct ipx_channel *ch) {
   }
   for (uint32_t i = 0; got < 0 && i < ch->slots; i++) {
     int32_t v = atomic_load(&l->slots[i].pid);
-    if (v > 0 && !ipx__alive(v) && atomic_compare_exchange_strong(&l->slots[i].pid, &v, me)) got = (int)i, dead = 1;
+    if (v > 0 && !ipx__peer_alive(ch, v) && atomic_compare_exchange_strong(&l->slots[i].pid, &v, me)) got = (int)i, dead = 1;
   }
   if (got < 0) return EBUSY;
   ch->slot = got;
@@ -412,7 +417,7 @@ static int ipx__claim_receiver(struct ipx_channel *ch) {
   for (;;) {
     int32_t v = 0;
     if (atomic_compare_exchange_strong(&l->receiver_pid, &v, me)) break;
-    if (v == me || ipx__alive(v)) return EBUSY;
+    if (v == me || ipx__peer_alive(ch, v)) return EBUSY;
     if (atomic_compare_exchange_strong(&l->receiver_pid, &v, me)) break;
   }
   atomic_store(&l->receiver_waiting, 0); /* whatever a dead receiver left */
@@ -480,7 +485,7 @@ static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, u
 /* Whether the receiver died (with none attached, the next one may come). */
 static int ipx__receiver_died(struct ipx_channel *ch) {
   int32_t pid = atomic_load(&ch->shm->receiver_pid);
-  return pid != 0 && !ipx__alive(pid);
+  return pid != 0 && !ipx__peer_alive(ch, pid);
 }
 
 static int ipx__send_check(struct ipx_channel *ch, uint32_t len) {
@@ -616,7 +621,7 @@ static int ipx__senders_died(struct ipx_channel *ch) {
   for (uint32_t i = 0; i < ch->slots; i++) {
     int32_t pid = atomic_load(&l->slots[i].pid);
     if (pid == 0) continue;
-    if (ipx__alive(pid)) return 0;
+    if (ipx__peer_alive(ch, pid)) return 0;
     dead = 1;
   }
   return dead;
@@ -721,4 +726,8 @@ void ipx_channel_close(struct ipx_channel *ch) {
   if (ch->shm_fd >= 0) close(ch->shm_fd);
   memset(ch, 0, sizeof *ch);
   ch->slot = ch->bell_fd = ch->shm_fd = -1;
+}
+
+void ipx_channel_set_foreign(struct ipx_channel *ch, int foreign) {
+  ch->foreign = foreign != 0;
 }

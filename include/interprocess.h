@@ -178,6 +178,7 @@ struct ipx_channel {
   int viewing;           /* 1 while a received view is out */
   uint32_t view_next;    /* tail once the view is released */
   char bell_prefix[48];  /* "ipx/<dev>:<ino>" */
+  int foreign;           /* 1: peers run under another kernel (ipx_channel_set_foreign) */
 };
 
 /* Opens the channel `name` (shm_open, mmap) and attaches to it; close unmaps. EINVAL: not a channel. */
@@ -195,6 +196,13 @@ int ipx_channel_attach(struct ipx_channel *ch, void *base, int fd);
  * if opened by ipx_channel_open. The channel itself stays until unlinked.
  */
 void ipx_channel_close(struct ipx_channel *ch);
+
+/*
+ * Peers under another kernel (a guest VM and its host sharing ivshmem memory):
+ * the pids they record mean nothing here, so none is ever taken for dead
+ * (no EPIPE, no taking over their slots or lock). Call after attaching.
+ */
+void ipx_channel_set_foreign(struct ipx_channel *ch, int foreign);
 
 /*
  * Sends len bytes (0 allowed) if the ring has room now. EAGAIN: full, or

@@ -64,6 +64,31 @@ export interface ChannelCreateOptions {
   exclusive?: boolean;
   /** If a channel by this name exists but is stale (creator dead, nobody attached), unlink it and create a fresh one. */
   replaceStale?: boolean;
+  /**
+   * Bytes of the whole object (default 1024 + capacity): larger when something
+   * else wants a particular size, e.g. a power of two for QEMU's ivshmem.
+   */
+  size?: number;
+  /** See ChannelOpenOptions. */
+  pollInterval?: number;
+  /** See ChannelOpenOptions. */
+  foreignPeers?: boolean;
+}
+
+export interface ChannelOpenOptions {
+  /**
+   * The peers run under another kernel (a guest VM sharing the memory): the
+   * pids they record mean nothing here, so none is ever taken for dead (no
+   * PeerGoneError, no taking over their slots or lock); `stat()` reports
+   * them as alive.
+   */
+  foreignPeers?: boolean;
+  /**
+   * For a peer that cannot wake this side (a guest VM on ivshmem-plain
+   * memory has no futex or doorbell in common with the host): while waiting,
+   * look at the ring every `pollInterval` ms (default 100, the peer check).
+   */
+  pollInterval?: number;
 }
 
 /** What `Channel.inspect()` and `channel.stat()` report. */
@@ -144,6 +169,8 @@ export class Channel implements Disposable {
   readonly #dv: DataView;
   readonly #buffer: SharedArrayBuffer;
   readonly #bellPrefix: string;
+  readonly #pollMs: number;
+  readonly #foreign: boolean;
   readonly #receiverBell: string;
   #bells: Partial<Record<Side, Doorbell>> = {};
   #closed = false;
@@ -174,8 +201,10 @@ export class Channel implements Disposable {
   readonly #receiveAttempt = (): Buffer | undefined => this.#tryReceive();
   readonly #receiveViewAttempt = (): Uint8Array | undefined => this.#tryReceiveView();
 
-  private constructor(name: string, shm: SharedMemory) {
+  private constructor(name: string, shm: SharedMemory, options: ChannelOpenOptions = {}) {
     this.name = name;
+    this.#pollMs = options.pollInterval === undefined ? PEER_CHECK_MS : v.intInRange(options.pollInterval, 'pollInterval', 1, PEER_CHECK_MS);
+    this.#foreign = v.bool(options.foreignPeers, 'foreignPeers', false);
     this.#shm = shm;
     this.#buffer = shm.buffer;
     this.#i32 = new Int32Array(shm.buffer);
@@ -202,19 +231,20 @@ export class Channel implements Disposable {
     const capacity = options.capacity ?? DEFAULT_CAPACITY;
     v.intInRange(capacity, 'capacity', 4096, 2 ** 30);
     if ((capacity & (capacity - 1)) !== 0) throw invalidArgument(`capacity must be a power of two, got ${capacity}`);
-    const { replaceStale, ...rest } = options;
+    const { replaceStale, size, pollInterval, foreignPeers, ...rest } = options;
+    const bytes = size === undefined ? RING + capacity : v.intInRange(size, 'size', RING + capacity, 2 ** 31);
     const make = (): Channel =>
       createNamed(
         name,
         'channel',
-        { ...rest, size: RING + capacity },
+        { ...rest, size: bytes },
         (b) => {
           const i32 = new Int32Array(b);
           i32[CAPACITY] = capacity;
           i32[MAX_MESSAGE] = capacity / 2 - 8;
           i32[SENDER_SLOTS] = SLOT_COUNT;
         },
-        (shm) => new Channel(name, shm),
+        (shm) => new Channel(name, shm, { pollInterval, foreignPeers }),
       );
     if (!replaceStale) return make();
     try {
@@ -248,8 +278,8 @@ export class Channel implements Disposable {
   }
 
   /** Opens an existing channel. */
-  static open(name: string): Channel {
-    return openNamed(name, 'channel', (shm) => new Channel(name, shm));
+  static open(name: string, options: ChannelOpenOptions = {}): Channel {
+    return openNamed(name, 'channel', (shm) => new Channel(name, shm, options));
   }
 
   static unlink(name: string): void {
@@ -275,9 +305,9 @@ export class Channel implements Disposable {
       const pid = Atomics.load(this.#i32, SLOTS + 2 * s);
       if (pid > 0) senderPids.push(pid);
     }
-    const liveSenders = senderPids.filter((p) => alive(p)).length;
-    const creatorAlive = creatorPid !== 0 && alive(creatorPid);
-    const receiverAlive = receiverPid !== 0 && alive(receiverPid);
+    const liveSenders = senderPids.filter((p) => this.#alive(p)).length;
+    const creatorAlive = creatorPid !== 0 && this.#alive(creatorPid);
+    const receiverAlive = receiverPid !== 0 && this.#alive(receiverPid);
     return {
       name: this.name,
       capacity: this.capacity,
@@ -293,6 +323,11 @@ export class Channel implements Disposable {
     };
   }
 
+  /** Whether the process `pid` recorded in the channel runs (always "yes" for foreign peers). */
+  #alive(pid: number): boolean {
+    return this.#foreign || alive(pid);
+  }
+
   #check(): void {
     if (this.#closed) throw closedError('channel handle', { path: this.name });
   }
@@ -306,7 +341,7 @@ export class Channel implements Disposable {
     for (let s = 0; s < SLOT_COUNT; s++) {
       const at = SLOTS + 2 * s;
       const pid = Atomics.load(i32, at);
-      if (pid !== 0 && (pid < 0 || pid === process.pid || alive(pid))) continue;
+      if (pid !== 0 && (pid < 0 || pid === process.pid || this.#alive(pid))) continue;
       if (Atomics.compareExchange(i32, at, pid, process.pid) !== pid) continue;
       this.#slot = s;
       if (pid !== 0) this.#undoDeadSender(s);
@@ -324,7 +359,7 @@ export class Channel implements Disposable {
    */
   #reap(s: number): void {
     const pid = Atomics.load(this.#i32, SLOTS + 2 * s);
-    if (pid < 0 || (pid > 0 && alive(pid))) return; // 0: free, yet perhaps holding the lock of a dead owner
+    if (pid < 0 || (pid > 0 && this.#alive(pid))) return; // 0: free, yet perhaps holding the lock of a dead owner
     // -1 while undoing, so that no new owner's marks get undone with the dead one's.
     if (Atomics.compareExchange(this.#i32, SLOTS + 2 * s, pid, -1) !== pid) return;
     this.#undoDeadSender(s);
@@ -347,7 +382,7 @@ export class Channel implements Disposable {
   #attachReceiver(): void {
     if (this.#receiver) return;
     const pid = Atomics.load(this.#i32, RECEIVER_PID);
-    if (pid !== 0 && pid !== process.pid && alive(pid)) {
+    if (pid !== 0 && pid !== process.pid && this.#alive(pid)) {
       throw busy(this.name, `channel '${this.name}' already has a receiver (pid ${pid})`);
     }
     const bell = this.#bindBell('receiver');
@@ -746,13 +781,13 @@ export class Channel implements Disposable {
     const i32 = this.#i32;
     if (side === 'sender') {
       const pid = Atomics.load(i32, RECEIVER_PID);
-      return pid !== 0 && !alive(pid) ? this.#goneError('receiver', [pid]) : undefined;
+      return pid !== 0 && !this.#alive(pid) ? this.#goneError('receiver', [pid]) : undefined;
     }
     const dead: number[] = [];
     for (let s = 0; s < SLOT_COUNT; s++) {
       const pid = Atomics.load(i32, SLOTS + 2 * s);
       if (pid === 0) continue;
-      if (alive(pid)) return undefined;
+      if (this.#alive(pid)) return undefined;
       dead.push(pid);
     }
     return dead.length ? this.#goneError('sender', dead) : undefined;
@@ -817,7 +852,7 @@ export class Channel implements Disposable {
         if (value !== undefined) return value;
         const left = end - performance.now();
         if (left <= 0) throw timeoutError(side === 'receiver' ? 'receive' : 'send', { path: this.name });
-        if (native.futexWaitSync(this.#i32, word, seen, Math.ceil(Math.min(left, PEER_CHECK_MS))) === -ETIMEDOUT) {
+        if (native.futexWaitSync(this.#i32, word, seen, Math.ceil(Math.min(left, this.#pollMs))) === -ETIMEDOUT) {
           if (side === 'sender') this.#takeOverLock();
           const gone = this.#waitsOnPeer(side) ? this.#peerGone(side) : undefined;
           if (gone) return lastTry(attempt, gone);
@@ -914,7 +949,7 @@ export class Channel implements Disposable {
   /** Makes sure the side's timer fires by `deadline` and within PEER_CHECK_MS. */
   #arm(side: Side, deadline: number): void {
     if (!this.#queues[side].length) return;
-    const due = Math.min(deadline, performance.now() + PEER_CHECK_MS);
+    const due = Math.min(deadline, performance.now() + this.#pollMs);
     const t = this.#timers[side];
     if (t && t.due <= due) return;
     if (t) clearTimeout(t.timer);

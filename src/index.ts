@@ -34,5 +34,5 @@ export { Condition, CONDITION_SIZE } from './condition.js';
 export { RwLock, rwlockSize, DEFAULT_READER_SLOTS } from './rwlock.js';
 export type { RwLockCreateOptions } from './rwlock.js';
 export { Channel, DEFAULT_CAPACITY as CHANNEL_DEFAULT_CAPACITY } from './channel.js';
-export type { ChannelCreateOptions, ChannelInfo } from './channel.js';
+export type { ChannelCreateOptions, ChannelOpenOptions, ChannelInfo } from './channel.js';
 export type { WaitOptions } from './internal/wait.js';
