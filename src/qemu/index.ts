@@ -13,3 +13,5 @@ export {
   type IvshmemPlainOptions,
   type IvshmemDoorbellOptions,
 } from './args.js';
+export { IvshmemServer, IvshmemPeer, IVSHMEM_PROTOCOL_VERSION, type IvshmemServerOptions } from './ivshmem.js';
+export { launchQemu, type QemuLaunchOptions, type LaunchedQemu, type QemuExit } from './launch.js';

@@ -1,0 +1,481 @@
+/**
+ * The ivshmem server protocol (QEMU docs/specs/ivshmem-spec.rst, the one
+ * contrib/ivshmem-server speaks), in TypeScript: an `ivshmem-doorbell`
+ * device (and any host process, through IvshmemPeer) connects to a Unix
+ * socket and receives the shared memory descriptor and every peer's
+ * eventfds; ringing peer P's vector v is writing 1 to P's eventfd v.
+ *
+ * Wire format: each message is one little-endian int64, optionally with one
+ * descriptor (SCM_RIGHTS), one message per sendmsg. On connect the server
+ * sends the protocol version (0), the new peer's id, -1 with the memory's
+ * descriptor, then for every other peer `vectors` messages "id + eventfd"
+ * (and tells every other peer the same about the newcomer), then the
+ * newcomer's own id with each of its eventfds. Later, "id + eventfd" means
+ * a peer joined, "id" alone that it left. Peers never send; a peer's socket
+ * becoming readable (data or end of file) means it is gone.
+ *
+ * Descriptor passing and eventfds are native calls (native/socket.cc); the
+ * protocol is here. Sockets and eventfds are polled by libuv: no thread.
+ */
+import { EventEmitter } from 'node:events';
+import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
+import { native, type NativePoller } from '../native.js';
+import { IpcError, invalidArgument, systemError } from '../errors.js';
+import { SharedMemory } from '../posix/shared-memory.js';
+import { closedError } from '../internal/handle.js';
+import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
+import * as v from '../internal/validate.js';
+import { constants } from 'node:os';
+
+const { EAGAIN } = constants.errno;
+export const IVSHMEM_PROTOCOL_VERSION = 0;
+const MAX_PEERS = 65536;
+
+function int64(value: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64LE(BigInt(value));
+  return b;
+}
+
+function checked(r: number, syscall: string, path?: string): number {
+  if (r < 0) throw systemError(r, syscall, path === undefined ? {} : { path });
+  return r;
+}
+
+export interface IvshmemServerOptions {
+  /** The POSIX shared memory object the peers share (`/NAME`); created if absent. */
+  name: string;
+  /** Its size in bytes (a power of two, as QEMU requires); used when creating it. */
+  size: number;
+  /** Interrupt vectors per peer (default 1); the devices' `vectors=` must match. */
+  vectors?: number;
+  /** Permission bits of the socket and of a created memory object (default 0o600). */
+  mode?: number;
+}
+
+interface ServerPeer {
+  id: number;
+  fd: number;
+  poller: NativePoller;
+  eventfds: number[];
+}
+
+/**
+ * An ivshmem server: `ivshmem-doorbell` devices and IvshmemPeer host
+ * processes connect to its socket. Events: 'join' (id), 'leave' (id),
+ * 'error' (err, for a peer that could not be served; the server goes on).
+ */
+export class IvshmemServer extends EventEmitter implements AsyncDisposable {
+  readonly socketPath: string;
+  readonly vectors: number;
+  readonly memory: SharedMemory;
+  #listenFd: number;
+  #poller: NativePoller | undefined;
+  readonly #peers = new Map<number, ServerPeer>();
+  #nextId = 0;
+  #closed = false;
+
+  private constructor(socketPath: string, vectors: number, memory: SharedMemory, listenFd: number) {
+    super();
+    this.socketPath = socketPath;
+    this.vectors = vectors;
+    this.memory = memory;
+    this.#listenFd = listenFd;
+  }
+
+  /** Listens on `socketPath` (which must not exist: a stale socket file is the caller's to remove). */
+  static listen(socketPath: string, options: IvshmemServerOptions): IvshmemServer {
+    const path = v.path(socketPath, 'socketPath');
+    const vectors = v.intInRange(options.vectors ?? 1, 'vectors', 1, 1024);
+    const size = v.size(options.size, 'size', native.maxMappingLength);
+    if (!Number.isInteger(Math.log2(size))) throw invalidArgument(`size must be a power of two (QEMU requires it), got ${size}`);
+    const memory = SharedMemory.create(options.name, { size, mode: options.mode ?? 0o600, exclusive: false });
+    let fd: number;
+    try {
+      fd = checked(native.unixListen(path, 64), 'bind', path);
+    } catch (err) {
+      memory.close();
+      throw err;
+    }
+    chmodSync(path, v.mode(options.mode, 0o600)); // who may connect (and get the memory)
+    const server = new IvshmemServer(path, vectors, memory, fd);
+    server.#poller = new native.Poller(fd, (status) => server.#onAcceptable(status));
+    server.#poller.start(true, false);
+    return server;
+  }
+
+  /** Ids of the connected peers. */
+  get peers(): number[] {
+    return [...this.#peers.keys()];
+  }
+
+  /** Whether this server keeps the process alive (default: yes, as a net.Server). */
+  ref(on = true): this {
+    this.#poller?.ref(on);
+    return this;
+  }
+
+  #onAcceptable(status: number): void {
+    if (status < 0) return;
+    for (;;) {
+      const fd = native.unixAccept(this.#listenFd);
+      if (fd === -EAGAIN) return;
+      if (fd < 0) {
+        this.emit('error', systemError(fd, 'accept', { path: this.socketPath }));
+        return;
+      }
+      try {
+        this.#admit(fd);
+      } catch (err) {
+        native.closeFd(fd);
+        this.emit('error', err);
+      }
+    }
+  }
+
+  #freeId(): number {
+    for (let i = 0; i < MAX_PEERS; i++) {
+      const id = (this.#nextId + i) % MAX_PEERS;
+      if (!this.#peers.has(id)) {
+        this.#nextId = (id + 1) % MAX_PEERS;
+        return id;
+      }
+    }
+    throw new IpcError('EUSERS', { path: this.socketPath, message: `EUSERS: ivshmem server '${this.socketPath}' has ${MAX_PEERS} peers` });
+  }
+
+  #send(fd: number, value: number, passFd = -1): void {
+    const r = native.sendWithFd(fd, int64(value), passFd);
+    if (r !== 8) throw systemError(r < 0 ? r : -EAGAIN, 'sendmsg', { path: this.socketPath });
+  }
+
+  #admit(fd: number): void {
+    const id = this.#freeId();
+    const eventfds: number[] = [];
+    try {
+      for (let i = 0; i < this.vectors; i++) eventfds.push(checked(native.eventfd(0), 'eventfd'));
+      this.#send(fd, IVSHMEM_PROTOCOL_VERSION);
+      this.#send(fd, id);
+      this.#send(fd, -1, this.memory.fd);
+      for (const other of this.#peers.values()) {
+        for (const e of other.eventfds) this.#send(fd, other.id, e);
+      }
+      for (const other of this.#peers.values()) {
+        try {
+          for (const e of eventfds) this.#send(other.fd, id, e);
+        } catch (err) {
+          this.emit('error', err); // that peer will be dropped when its socket reports it gone
+        }
+      }
+      for (const e of eventfds) this.#send(fd, id, e);
+    } catch (err) {
+      for (const e of eventfds) native.closeFd(e);
+      throw err;
+    }
+    const poller = new native.Poller(fd, () => this.#drop(id));
+    poller.start(true, false);
+    this.#peers.set(id, { id, fd, poller, eventfds });
+    this.emit('join', id);
+  }
+
+  /** A peer's socket turned readable (peers never send): it is gone. */
+  #drop(id: number): void {
+    const peer = this.#peers.get(id);
+    if (!peer) return;
+    this.#peers.delete(id);
+    peer.poller.close();
+    native.closeFd(peer.fd);
+    for (const e of peer.eventfds) native.closeFd(e);
+    for (const other of this.#peers.values()) {
+      try {
+        this.#send(other.fd, id);
+      } catch (err) {
+        this.emit('error', err);
+      }
+    }
+    this.emit('leave', id);
+  }
+
+  /** Disconnects every peer, stops listening, removes the socket file; the memory object stays (unlink it yourself). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#poller?.close();
+    native.closeFd(this.#listenFd);
+    for (const id of [...this.#peers.keys()]) {
+      const p = this.#peers.get(id)!;
+      this.#peers.delete(id);
+      p.poller.close();
+      native.closeFd(p.fd);
+      for (const e of p.eventfds) native.closeFd(e);
+    }
+    try {
+      if (lstatSync(this.socketPath).isSocket()) unlinkSync(this.socketPath);
+    } catch {
+      /* gone already */
+    }
+    this.memory.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}
+
+/**
+ * A host process joining an ivshmem server as a peer, as a QEMU
+ * `ivshmem-doorbell` device does: it maps the shared memory, can ring any
+ * peer's vector, and awaits rings on its own vectors (eventfds polled by
+ * libuv). Events: 'join' (id), 'leave' (id).
+ */
+export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
+  readonly socketPath: string;
+  #fd: number;
+  #poller: NativePoller | undefined;
+  #id = -1;
+  #memory: SharedArrayBuffer | undefined;
+  /** Eventfds per peer id (this peer's own included). */
+  readonly #eventfds = new Map<number, number[]>();
+  #pending = Buffer.alloc(0);
+  #pendingFd = -1;
+  #stage = 0; // 0: version, 1: id, 2: memory, 3: peers
+  #ready: { resolve(p: IvshmemPeer): void; reject(e: Error): void } | undefined;
+  readonly #waits = new Map<number, { poller: NativePoller; waiters: Array<(err?: Error) => void> }>();
+  #closed = false;
+  #expectVectors = 0;
+
+  private constructor(socketPath: string, fd: number) {
+    super();
+    this.socketPath = socketPath;
+    this.#fd = fd;
+  }
+
+  /**
+   * Connects and waits until the server has sent this peer's id, the memory
+   * and its own eventfds (the vectors are known once its own eventfds came).
+   */
+  static connect(socketPath: string, options?: WaitOptions & { vectors?: number }): Promise<IvshmemPeer> {
+    const path = v.path(socketPath, 'socketPath');
+    const timeout = timeoutOf(options);
+    const signal = signalOf(options);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const fd = native.unixConnect(path);
+    if (fd < 0) return Promise.reject(systemError(fd, 'connect', { path }));
+    const peer = new IvshmemPeer(path, fd);
+    peer.#expectVectors = options?.vectors ?? 0;
+    return new Promise((resolve, reject) => {
+      const timer = deadlineTimer(timeout, () => fail(timeoutError('connect', { path })));
+      const onAbort = (): void => fail(abortError(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const fail = (err: Error): void => {
+        timer.clear();
+        signal?.removeEventListener('abort', onAbort);
+        peer.close();
+        reject(err);
+      };
+      peer.#ready = {
+        resolve: (p) => {
+          timer.clear();
+          signal?.removeEventListener('abort', onAbort);
+          resolve(p);
+        },
+        reject: fail,
+      };
+      peer.#poller = new native.Poller(fd, (status) => peer.#onReadable(status));
+      peer.#poller.start(true, false);
+    });
+  }
+
+  /** This peer's id (IVPosition). */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** The shared memory (BAR2 of the devices), as a SharedArrayBuffer. */
+  get memory(): SharedArrayBuffer {
+    if (!this.#memory) throw closedError('ivshmem peer', { path: this.socketPath });
+    return this.#memory;
+  }
+
+  /** Ids of the other peers. */
+  get peers(): number[] {
+    return [...this.#eventfds.keys()].filter((id) => id !== this.#id);
+  }
+
+  /** Interrupt vectors of peer `id` (this peer's own: how many it can be rung on). */
+  vectorsOf(id = this.#id): number {
+    return this.#eventfds.get(id)?.length ?? 0;
+  }
+
+  /** Rings vector `vector` of peer `id` (a guest gets an interrupt). */
+  ring(id: number, vector = 0): void {
+    if (this.#closed) throw closedError('ivshmem peer', { path: this.socketPath });
+    const fds = this.#eventfds.get(id);
+    if (!fds) throw invalidArgument(`no ivshmem peer ${id} (peers: ${this.peers.join(', ') || 'none'})`);
+    const fd = fds[vector];
+    if (fd === undefined) throw invalidArgument(`peer ${id} has ${fds.length} vectors; no vector ${vector}`);
+    checked(native.eventfdWrite(fd, 1), 'write');
+  }
+
+  /** Resolves when a peer rings this peer's vector `vector` (rings meanwhile count once). */
+  wait(vector = 0, options?: WaitOptions): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError('ivshmem peer', { path: this.socketPath }));
+    const fd = this.#eventfds.get(this.#id)?.[vector];
+    if (fd === undefined) return Promise.reject(invalidArgument(`this peer has ${this.vectorsOf()} vectors; no vector ${vector}`));
+    const timeout = timeoutOf(options);
+    const signal = signalOf(options);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (native.eventfdRead(fd) > 0) return Promise.resolve();
+    let w = this.#waits.get(vector);
+    if (!w) {
+      const entry = {
+        waiters: [] as Array<(err?: Error) => void>,
+        poller: new native.Poller(fd, (status) => {
+          if (status >= 0 && native.eventfdRead(fd) <= 0) return;
+          const err = status < 0 ? systemError(status, 'poll', { path: this.socketPath }) : undefined;
+          for (const settle of entry.waiters.splice(0)) settle(err);
+          entry.poller.stop();
+        }),
+      };
+      this.#waits.set(vector, entry);
+      w = entry;
+    }
+    const entry = w;
+    return new Promise<void>((resolve, reject) => {
+      const settle = (err?: Error): void => {
+        timer.clear();
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const leave = (err: Error): void => {
+        const i = entry.waiters.indexOf(settle);
+        if (i >= 0) entry.waiters.splice(i, 1);
+        if (!entry.waiters.length) entry.poller.stop();
+        settle(err);
+      };
+      const timer = deadlineTimer(timeout, () => leave(timeoutError('read', { path: this.socketPath })));
+      const onAbort = (): void => leave(abortError(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      entry.waiters.push(settle);
+      entry.poller.start(true, false);
+    });
+  }
+
+  #onReadable(status: number): void {
+    if (status < 0) return this.#lost(systemError(status, 'poll', { path: this.socketPath }));
+    for (;;) {
+      const r = native.recvWithFd(this.#fd, 8 - this.#pending.length);
+      if (typeof r === 'number') {
+        if (r === -EAGAIN) {
+          if (this.#ready && !this.#expectVectors && this.vectorsOf() > 0) this.#setUp();
+          return;
+        }
+        return this.#lost(systemError(r, 'recvmsg', { path: this.socketPath }));
+      }
+      if (r.data.length === 0) {
+        if (r.fd >= 0) native.closeFd(r.fd);
+        return this.#lost(new IpcError('EPIPE', { errno: -32, path: this.socketPath, message: `EPIPE: the ivshmem server '${this.socketPath}' closed the connection` }));
+      }
+      if (r.fd >= 0) {
+        if (this.#pendingFd >= 0) native.closeFd(this.#pendingFd);
+        this.#pendingFd = r.fd;
+      }
+      this.#pending = Buffer.concat([this.#pending, r.data]);
+      if (this.#pending.length < 8) continue;
+      const value = Number(this.#pending.readBigInt64LE(0));
+      const fd = this.#pendingFd;
+      this.#pending = Buffer.alloc(0);
+      this.#pendingFd = -1;
+      try {
+        this.#message(value, fd);
+      } catch (err) {
+        if (fd >= 0) native.closeFd(fd);
+        return this.#lost(err as Error);
+      }
+    }
+  }
+
+  #message(value: number, fd: number): void {
+    const bad = (why: string): IpcError =>
+      new IpcError('EPROTO', { errno: -71, path: this.socketPath, message: `EPROTO: ivshmem server '${this.socketPath}': ${why}` });
+    switch (this.#stage) {
+      case 0:
+        if (value !== IVSHMEM_PROTOCOL_VERSION) throw bad(`protocol version ${value}, expected ${IVSHMEM_PROTOCOL_VERSION}`);
+        this.#stage = 1;
+        return;
+      case 1:
+        if (value < 0 || value >= MAX_PEERS || fd >= 0) throw bad(`bad peer id ${value}`);
+        this.#id = value;
+        this.#stage = 2;
+        return;
+      case 2: {
+        if (value !== -1 || fd < 0) throw bad('expected the shared memory descriptor');
+        const size = fstatSync(fd).size;
+        const mapped = native.map(fd, size, false);
+        native.closeFd(fd);
+        if (typeof mapped === 'number') throw systemError(mapped, 'mmap', { path: this.socketPath });
+        this.#memory = mapped;
+        this.#stage = 3;
+        return;
+      }
+      default: {
+        if (value < 0 || value >= MAX_PEERS) throw bad(`bad peer id ${value}`);
+        if (fd < 0) {
+          const fds = this.#eventfds.get(value);
+          this.#eventfds.delete(value);
+          for (const e of fds ?? []) native.closeFd(e);
+          this.emit('leave', value);
+          return;
+        }
+        const fds = this.#eventfds.get(value);
+        if (fds) fds.push(fd);
+        else {
+          this.#eventfds.set(value, [fd]);
+          if (value !== this.#id && !this.#ready) this.emit('join', value);
+        }
+        // Our own eventfds come last on connect: set up once `vectors` of them came
+        // (or, not told how many, once the burst holding the first has been read).
+        if (value === this.#id && this.#ready && this.#expectVectors && this.vectorsOf() >= this.#expectVectors) this.#setUp();
+      }
+    }
+  }
+
+  #setUp(): void {
+    const ready = this.#ready!;
+    this.#ready = undefined;
+    ready.resolve(this);
+  }
+
+  #lost(err: Error): void {
+    if (this.#ready) {
+      const ready = this.#ready;
+      this.#ready = undefined;
+      ready.reject(err);
+      return;
+    }
+    this.emit('disconnect', err);
+    this.close();
+  }
+
+  /** Leaves: the server tells the other peers. The memory stays mapped while views of it live. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#poller?.close();
+    native.closeFd(this.#fd);
+    for (const w of this.#waits.values()) {
+      for (const settle of w.waiters.splice(0)) settle(closedError('ivshmem peer', { path: this.socketPath }));
+      w.poller.close();
+    }
+    this.#waits.clear();
+    for (const fds of this.#eventfds.values()) for (const e of fds) native.closeFd(e);
+    this.#eventfds.clear();
+    if (this.#pendingFd >= 0) native.closeFd(this.#pendingFd);
+    this.#memory = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}
