@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { native, type NativePoller } from '../native.js';
-import { IpcError, invalidArgument, systemError } from '../errors.js';
+import { AlreadyExistsError, IpcError, PeerGoneError, invalidArgument, systemError } from '../errors.js';
 import { SharedMemory } from '../posix/shared-memory.js';
 import { closedError } from '../internal/handle.js';
 import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
@@ -58,12 +58,26 @@ interface ServerPeer {
   fd: number;
   poller: NativePoller;
   eventfds: number[];
+  /**
+   * Messages not sent yet: a handshake is 3 + vectors * peers messages, each
+   * with a descriptor, more than one socket buffer holds (~278 here) once
+   * vectors * peers passes ~275; the rest goes when the socket drains.
+   */
+  queue: Array<{ value: number; fd: number }>;
+  /** Ids of peers whose eventfds (at least one) this peer was actually sent: only those get a 'leave'. */
+  told: Set<number>;
+  /** A send failed: nothing more is sent; the peer is being dropped. */
+  dead: boolean;
+  /** Whether the poller watches writability (only while the queue is not empty). */
+  writable: boolean;
 }
 
 /**
  * An ivshmem server: `ivshmem-doorbell` devices and IvshmemPeer host
  * processes connect to its socket. Events: 'join' (id), 'leave' (id),
  * 'error' (err, for a peer that could not be served; the server goes on).
+ * 'error' is emitted only while someone listens for it: a client vanishing
+ * during its handshake must not crash the process that serves the others.
  */
 export class IvshmemServer extends EventEmitter implements AsyncDisposable {
   readonly socketPath: string;
@@ -83,21 +97,40 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
     this.#listenFd = listenFd;
   }
 
-  /** Listens on `socketPath` (which must not exist: a stale socket file is the caller's to remove). */
+  /**
+   * Listens on `socketPath` (which must not exist: a stale socket file is the
+   * caller's to remove; EADDRINUSE otherwise). The memory object is created,
+   * or reused if it exists with exactly `size` bytes. A failed listen leaves
+   * nothing behind (no socket file, no memory object of its making).
+   */
   static listen(socketPath: string, options: IvshmemServerOptions): IvshmemServer {
     const path = v.path(socketPath, 'socketPath');
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options with a name and a size are required', 'ERR_INVALID_ARG_TYPE');
     const vectors = v.intInRange(options.vectors ?? 1, 'vectors', 1, 1024);
     const size = v.size(options.size, 'size', native.maxMappingLength);
     if (!Number.isInteger(Math.log2(size))) throw invalidArgument(`size must be a power of two (QEMU requires it), got ${size}`);
-    const memory = SharedMemory.create(options.name, { size, mode: options.mode ?? 0o600, exclusive: false });
-    let fd: number;
+    const mode = v.mode(options.mode, 0o600);
+    // The socket first: if the path is taken, no memory object is made for nothing.
+    const r = native.unixListen(path, 64);
+    if (r < 0) throw systemError(r, 'bind', { path }, r === -constants.errno.EADDRINUSE ? AlreadyExistsError : undefined);
+    const fd = r;
+    let memory: SharedMemory | undefined;
     try {
-      fd = checked(native.unixListen(path, 64), 'bind', path);
+      chmodSync(path, mode); // who may connect (and get the memory)
+      memory = SharedMemory.create(options.name, { size, mode, exclusive: false });
+      if (memory.size !== size) {
+        throw invalidArgument(`shared memory object '${options.name}' exists with ${memory.size} bytes, not the ${size} asked for`);
+      }
     } catch (err) {
-      memory.close();
+      memory?.close();
+      native.closeFd(fd);
+      try {
+        unlinkSync(path);
+      } catch {
+        /* gone already */
+      }
       throw err;
     }
-    chmodSync(path, v.mode(options.mode, 0o600)); // who may connect (and get the memory)
     const server = new IvshmemServer(path, vectors, memory, fd);
     server.#poller = new native.Poller(fd, (status) => server.#onAcceptable(status));
     server.#poller.start(true, false);
@@ -115,21 +148,27 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
     return this;
   }
 
+  #error(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
   #onAcceptable(status: number): void {
     if (status < 0) return;
-    for (;;) {
+    // A listener ('join', 'error') may close the server meanwhile.
+    while (!this.#closed) {
       const fd = native.unixAccept(this.#listenFd);
       if (fd === -EAGAIN) return;
       if (fd < 0) {
-        this.emit('error', systemError(fd, 'accept', { path: this.socketPath }));
+        // EMFILE and friends leave the connection pending, so the socket stays readable:
+        // pause accepting for a moment instead of spinning on it.
+        this.#poller?.stop();
+        setTimeout(() => {
+          if (!this.#closed) this.#poller?.start(true, false);
+        }, 100).unref();
+        this.#error(systemError(fd, 'accept', { path: this.socketPath }));
         return;
       }
-      try {
-        this.#admit(fd);
-      } catch (err) {
-        native.closeFd(fd);
-        this.emit('error', err);
-      }
+      this.#admit(fd);
     }
   }
 
@@ -144,56 +183,103 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
     throw new IpcError('EUSERS', { path: this.socketPath, message: `EUSERS: ivshmem server '${this.socketPath}' has ${MAX_PEERS} peers` });
   }
 
-  #send(fd: number, value: number, passFd = -1): void {
-    const r = native.sendWithFd(fd, int64(value), passFd);
-    if (r !== 8) throw systemError(r < 0 ? r : -EAGAIN, 'sendmsg', { path: this.socketPath });
+  /** Queues one message for `peer` and sends what its socket takes now. */
+  #post(peer: ServerPeer, value: number, passFd = -1): void {
+    if (peer.dead) return;
+    peer.queue.push({ value, fd: passFd });
+    if (peer.queue.length === 1) this.#flush(peer);
+  }
+
+  #flush(peer: ServerPeer): void {
+    let sent = 0;
+    while (sent < peer.queue.length) {
+      const m = peer.queue[sent]!;
+      const r = native.sendWithFd(peer.fd, int64(m.value), m.fd);
+      if (r === -EAGAIN) break;
+      if (r !== 8) {
+        // Gone (EPIPE) or unusable: send nothing more, drop it (not from
+        // inside whatever loop over the peers is posting to it now).
+        peer.dead = true;
+        peer.queue.length = 0;
+        this.#watchWritable(peer, false);
+        this.#error(systemError(r < 0 ? r : -constants.errno.EIO, 'sendmsg', { path: this.socketPath }));
+        queueMicrotask(() => this.#drop(peer));
+        return;
+      }
+      if (m.fd >= 0 && m.value >= 0) peer.told.add(m.value);
+      sent++;
+    }
+    peer.queue.splice(0, sent);
+    this.#watchWritable(peer, peer.queue.length > 0);
+  }
+
+  /** Writability is watched only while something waits to be sent. */
+  #watchWritable(peer: ServerPeer, on: boolean): void {
+    if (peer.writable === on) return;
+    peer.writable = on;
+    peer.poller.start(true, on);
   }
 
   #admit(fd: number): void {
-    const id = this.#freeId();
+    let id: number;
     const eventfds: number[] = [];
+    let poller: NativePoller | undefined;
     try {
+      id = this.#freeId();
       for (let i = 0; i < this.vectors; i++) eventfds.push(checked(native.eventfd(0), 'eventfd'));
-      this.#send(fd, IVSHMEM_PROTOCOL_VERSION);
-      this.#send(fd, id);
-      this.#send(fd, -1, this.memory.fd);
-      for (const other of this.#peers.values()) {
-        for (const e of other.eventfds) this.#send(fd, other.id, e);
-      }
-      for (const other of this.#peers.values()) {
-        try {
-          for (const e of eventfds) this.#send(other.fd, id, e);
-        } catch (err) {
-          this.emit('error', err); // that peer will be dropped when its socket reports it gone
-        }
-      }
-      for (const e of eventfds) this.#send(fd, id, e);
+      poller = new native.Poller(fd, (status, readable, writable) => {
+        // Peers never send: data or end of file (or an error) means gone.
+        if (status < 0 || readable) this.#drop(peer);
+        else if (writable) this.#flush(peer);
+      });
+      poller.start(true, false);
     } catch (err) {
       for (const e of eventfds) native.closeFd(e);
-      throw err;
+      native.closeFd(fd);
+      this.#error(err);
+      return;
     }
-    const poller = new native.Poller(fd, () => this.#drop(id));
-    poller.start(true, false);
-    this.#peers.set(id, { id, fd, poller, eventfds });
+    const peer: ServerPeer = { id, fd, poller, eventfds, queue: [], told: new Set(), dead: false, writable: false };
+    // The newcomer's whole handshake first; only then is it advertised, so
+    // that no peer hears of one that never made it.
+    this.#post(peer, IVSHMEM_PROTOCOL_VERSION);
+    this.#post(peer, id);
+    this.#post(peer, -1, this.memory.fd);
+    for (const other of this.#peers.values()) {
+      for (const e of other.eventfds) this.#post(peer, other.id, e);
+    }
+    for (const e of eventfds) this.#post(peer, id, e);
+    if (peer.dead) {
+      this.#release(peer);
+      return;
+    }
+    for (const other of this.#peers.values()) {
+      for (const e of eventfds) this.#post(other, id, e);
+    }
+    this.#peers.set(id, peer);
     this.emit('join', id);
   }
 
-  /** A peer's socket turned readable (peers never send): it is gone. */
-  #drop(id: number): void {
-    const peer = this.#peers.get(id);
-    if (!peer) return;
-    this.#peers.delete(id);
+  #release(peer: ServerPeer): void {
+    peer.dead = true;
+    peer.queue.length = 0;
     peer.poller.close();
     native.closeFd(peer.fd);
     for (const e of peer.eventfds) native.closeFd(e);
+  }
+
+  /** A peer is gone: close what it had, tell the others that heard of it. */
+  #drop(peer: ServerPeer): void {
+    if (this.#peers.get(peer.id) !== peer) return;
+    this.#peers.delete(peer.id);
+    this.#release(peer);
     for (const other of this.#peers.values()) {
-      try {
-        this.#send(other.fd, id);
-      } catch (err) {
-        this.emit('error', err);
-      }
+      // Its eventfds still queued for another peer are closed now: never send them.
+      const kept = other.queue.filter((m) => !(m.value === peer.id && m.fd >= 0));
+      if (kept.length !== other.queue.length) other.queue = kept;
+      if (other.told.delete(peer.id)) this.#post(other, peer.id);
     }
-    this.emit('leave', id);
+    this.emit('leave', peer.id);
   }
 
   /** Disconnects every peer, stops listening, removes the socket file; the memory object stays (unlink it yourself). */
@@ -202,13 +288,8 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
     this.#closed = true;
     this.#poller?.close();
     native.closeFd(this.#listenFd);
-    for (const id of [...this.#peers.keys()]) {
-      const p = this.#peers.get(id)!;
-      this.#peers.delete(id);
-      p.poller.close();
-      native.closeFd(p.fd);
-      for (const e of p.eventfds) native.closeFd(e);
-    }
+    for (const p of this.#peers.values()) this.#release(p);
+    this.#peers.clear();
     try {
       if (lstatSync(this.socketPath).isSocket()) unlinkSync(this.socketPath);
     } catch {
@@ -252,17 +333,21 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
 
   /**
    * Connects and waits until the server has sent this peer's id, the memory
-   * and its own eventfds (the vectors are known once its own eventfds came).
+   * and its own eventfds. The protocol does not say how many vectors there
+   * are: pass `vectors` (as QEMU's `vectors=`) to wait for all of them.
+   * Without it, they are taken as complete once the burst that holds the
+   * first has been read and this peer has as many as the other peers have.
    */
   static connect(socketPath: string, options?: WaitOptions & { vectors?: number }): Promise<IvshmemPeer> {
     const path = v.path(socketPath, 'socketPath');
     const timeout = timeoutOf(options);
     const signal = signalOf(options);
+    const vectors = options?.vectors === undefined ? 0 : v.intInRange(options.vectors, 'vectors', 1, 1024);
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const fd = native.unixConnect(path);
     if (fd < 0) return Promise.reject(systemError(fd, 'connect', { path }));
     const peer = new IvshmemPeer(path, fd);
-    peer.#expectVectors = options?.vectors ?? 0;
+    peer.#expectVectors = vectors;
     return new Promise((resolve, reject) => {
       const timer = deadlineTimer(timeout, () => fail(timeoutError('connect', { path })));
       const onAbort = (): void => fail(abortError(signal!));
@@ -363,19 +448,25 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
   }
 
   #onReadable(status: number): void {
+    if (this.#closed) return;
     if (status < 0) return this.#lost(systemError(status, 'poll', { path: this.socketPath }));
-    for (;;) {
+    // A 'join' or 'leave' listener may close this peer meanwhile.
+    while (!this.#closed) {
       const r = native.recvWithFd(this.#fd, 8 - this.#pending.length);
       if (typeof r === 'number') {
         if (r === -EAGAIN) {
-          if (this.#ready && !this.#expectVectors && this.vectorsOf() > 0) this.#setUp();
+          if (this.#ready && !this.#expectVectors) {
+            const own = this.vectorsOf();
+            const others = this.peers.reduce((most, id) => Math.max(most, this.vectorsOf(id)), 0);
+            if (own > 0 && own >= others) this.#setUp();
+          }
           return;
         }
         return this.#lost(systemError(r, 'recvmsg', { path: this.socketPath }));
       }
       if (r.data.length === 0) {
         if (r.fd >= 0) native.closeFd(r.fd);
-        return this.#lost(new IpcError('EPIPE', { errno: -32, path: this.socketPath, message: `EPIPE: the ivshmem server '${this.socketPath}' closed the connection` }));
+        return this.#lost(new PeerGoneError('EPIPE', { errno: -constants.errno.EPIPE, path: this.socketPath, message: `EPIPE: the ivshmem server '${this.socketPath}' closed the connection` }));
       }
       if (r.fd >= 0) {
         if (this.#pendingFd >= 0) native.closeFd(this.#pendingFd);
@@ -428,12 +519,13 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
           this.emit('leave', value);
           return;
         }
-        const fds = this.#eventfds.get(value);
+        let fds = this.#eventfds.get(value);
         if (fds) fds.push(fd);
-        else {
-          this.#eventfds.set(value, [fd]);
-          if (value !== this.#id && !this.#ready) this.emit('join', value);
-        }
+        else this.#eventfds.set(value, (fds = [fd]));
+        // A peer that came after this one's own eventfds joined later: 'join'
+        // once all its vectors are here, so that a listener can ring any of them.
+        const own = this.vectorsOf();
+        if (value !== this.#id && own > 0 && fds.length === own) this.emit('join', value);
         // Our own eventfds come last on connect: set up once `vectors` of them came
         // (or, not told how many, once the burst holding the first has been read).
         if (value === this.#id && this.#ready && this.#expectVectors && this.vectorsOf() >= this.#expectVectors) this.#setUp();
