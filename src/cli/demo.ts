@@ -25,10 +25,11 @@ import {
 import { waitForLine } from './lines.js';
 import { pollUntil } from '../internal/wait.js';
 import { say, heading, type Out } from './output.js';
+import { qemuDemo } from './demo-qemu.js';
 
 const cliPath = fileURLToPath(new URL('./main.js', import.meta.url));
 
-export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem', 'mutex', 'channel'] as const;
+export const mechanisms = ['pipe', 'fifo', 'shm', 'msg', 'sem', 'mutex', 'channel', 'qemu'] as const;
 export type Mechanism = (typeof mechanisms)[number];
 
 const parent = (out: Out, text: string): void => say(out, `parent ${process.pid}`, text);
@@ -375,10 +376,13 @@ const walkthroughs: Record<Mechanism, (out: Out) => Promise<void>> = {
   sem: semDemo,
   mutex: mutexDemo,
   channel: channelDemo,
+  qemu: (out) => qemuDemo(out, owe),
 };
 
 export async function runDemo(which: Mechanism[] | undefined, out: Out): Promise<void> {
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  // All walkthroughs by default; the QEMU one where QEMU and a guest kernel are
+  // installed (otherwise it says, in one line, why it is skipped and how to get it).
   for (const m of which?.length ? which : mechanisms) await walkthroughs[m](out);
   out.write('\nDone: every object the demo created has been removed.\n');
 }

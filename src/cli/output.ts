@@ -16,6 +16,6 @@ export function heading(out: Out, text: string): void {
 
 /** One line said by one side: `[child 1234] Received: Hello, IPC`. */
 export function say(out: Out, who: string, text: string): void {
-  const colour = who.startsWith('parent') ? 'cyan' : 'yellow';
+  const colour = who.startsWith('parent') || who.startsWith('host') ? 'cyan' : 'yellow';
   out.write(`${style(out, colour, `[${who}]`)} ${text}\n`);
 }

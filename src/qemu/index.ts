@@ -14,4 +14,20 @@ export {
   type IvshmemDoorbellOptions,
 } from './args.js';
 export { IvshmemServer, IvshmemPeer, IVSHMEM_PROTOCOL_VERSION, type IvshmemServerOptions } from './ivshmem.js';
+export {
+  CpioWriter,
+  buildInitramfs,
+  initramfsBase,
+  initramfsFiles,
+  findGuestAssets,
+  readGuestManifest,
+  isStaticExecutable,
+  type InitramfsOptions,
+  type InitramfsBaseOptions,
+  type InitramfsFile,
+  type GuestAssets,
+  type GuestAssetsMissing,
+  type GuestAssetsOptions,
+  type GuestManifest,
+} from './initramfs.js';
 export { launchQemu, type QemuLaunchOptions, type LaunchedQemu, type QemuExit } from './launch.js';

@@ -18,11 +18,12 @@
  * in dependency order, runs the test's commands and powers off; QEMU runs
  * with -no-reboot, so the power-off (or a panic) ends the QEMU process.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { CpioWriter, initramfsBase, readGuestManifest } from 'interprocess/qemu';
 import { root, run, tempDir } from '../helpers.js';
 
 export const qemuDir = join(root, 'build', 'qemu');
@@ -50,14 +51,7 @@ function onPath(cmd: string): boolean {
 }
 
 function readManifest(): { version: string; modules: string[] } | undefined {
-  if (!existsSync(manifestPath)) return undefined;
-  const fields = new Map<string, string>();
-  for (const line of readFileSync(manifestPath, 'utf8').split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  const modules = (fields.get('modules') ?? '').split(/\s+/).filter(Boolean);
-  return { version: fields.get('version') ?? '?', modules };
+  return readGuestManifest(manifestPath);
 }
 
 let availability: QemuAvailability | undefined;
@@ -101,82 +95,10 @@ export function requireQemu(t: TestContext): boolean {
   return false;
 }
 
-// ---- newc cpio --------------------------------------------------------------
-
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
-const S_IFCHR = 0o020000;
-
-/** A writer of the "new ASCII" (newc) cpio format the kernel unpacks as an initramfs. */
-class Cpio {
-  private readonly parts: Buffer[] = [];
-  private ino = 1;
-  private size = 0;
-  private readonly names = new Set<string>();
-
-  private push(b: Buffer): void {
-    this.parts.push(b);
-    this.size += b.length;
-  }
-
-  private pad(): void {
-    const rem = this.size % 4;
-    if (rem) this.push(Buffer.alloc(4 - rem));
-  }
-
-  entry(name: string, mode: number, data: Buffer = Buffer.alloc(0), rdev: [number, number] = [0, 0]): void {
-    name = name.replace(/^\/+/, '');
-    const fields = [this.ino++, mode, 0, 0, mode & S_IFDIR ? 2 : 1, 0, data.length, 0, 0, rdev[0], rdev[1], Buffer.byteLength(name) + 1, 0];
-    this.push(Buffer.from('070701' + fields.map((f) => (f >>> 0).toString(16).padStart(8, '0')).join(''), 'ascii'));
-    this.push(Buffer.from(name + '\0'));
-    this.pad();
-    if (data.length) {
-      this.push(data);
-      this.pad();
-    }
-    this.names.add(name);
-  }
-
-  dir(name: string, mode = 0o755): void {
-    // Parents first: the kernel does not create missing directories.
-    const parts = name.replace(/^\/+/, '').split('/');
-    for (let i = 1; i <= parts.length; i++) {
-      const p = parts.slice(0, i).join('/');
-      if (!this.names.has(p)) this.entry(p, S_IFDIR | mode);
-    }
-  }
-
-  file(name: string, data: Buffer | string, mode = 0o644): void {
-    const parent = name.replace(/^\/+/, '').split('/').slice(0, -1).join('/');
-    if (parent) this.dir(parent);
-    this.entry(name, S_IFREG | mode, Buffer.isBuffer(data) ? data : Buffer.from(data));
-  }
-
-  symlink(name: string, target: string): void {
-    this.entry(name, S_IFLNK | 0o777, Buffer.from(target));
-  }
-
-  charDevice(name: string, major: number, minor: number, mode = 0o600): void {
-    this.entry(name, S_IFCHR | mode, undefined, [major, minor]);
-  }
-
-  finish(): Buffer {
-    this.entry('TRAILER!!!', 0);
-    // Archives may be concatenated; the kernel skips zero padding between them.
-    const rem = this.size % 512;
-    if (rem) this.push(Buffer.alloc(512 - rem));
-    return Buffer.concat(this.parts);
-  }
-}
-
 // ---- Initramfs --------------------------------------------------------------
-
-function busyboxApplets(): string[] {
-  const r = spawnSync(busyboxPath, ['--list'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${busyboxPath} --list failed: ${r.stderr}`);
-  return r.stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
-}
+// The newc cpio writer and the busybox base are the library's
+// (src/qemu/initramfs.ts); what is test-only here is the cache of the base,
+// the guest programs and the /init prologue.
 
 /** Writes `data` to `path` through a temporary name, so concurrent readers never see half a file. */
 function writeAtomic(path: string, data: Buffer | string): void {
@@ -203,17 +125,7 @@ function baseArchive(): Buffer {
   const cached = join(qemuDir, `base-${key}.cpio`);
   if (existsSync(cached)) return readFileSync(cached);
 
-  const a = new Cpio();
-  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'etc', 'lib/modules', 'usr']) a.dir(d);
-  a.charDevice('dev/console', 5, 1);
-  a.charDevice('dev/null', 1, 3, 0o666);
-  a.symlink('sbin', 'bin');
-  a.symlink('usr/bin', '../bin');
-  a.symlink('usr/sbin', '../bin');
-  a.file('bin/busybox', readFileSync(busyboxPath), 0o755);
-  for (const applet of busyboxApplets()) a.symlink(`bin/${applet}`, 'busybox');
-  for (const [i, f] of moduleFiles.entries()) a.file(`lib/modules/${manifest.modules[i]}.ko`, readFileSync(f));
-  const data = a.finish();
+  const data = initramfsBase({ busybox: busyboxPath, modules: moduleFiles });
   for (const old of readdirSync(qemuDir)) if (/^base-[0-9a-f]+\.cpio$/.test(old) && old !== `base-${key}.cpio`) rmSync(join(qemuDir, old), { force: true });
   writeAtomic(cached, data);
   return data;
@@ -267,7 +179,7 @@ export async function buildInitramfs(t: TestContext | undefined, options: Initra
   for (const m of modules) if (!manifest.modules.includes(m)) throw new Error(`module ${m} is not in build/qemu/manifest`);
   const programs = await Promise.all((options.programs ?? []).map(async (p) => [p, readFileSync(await compileGuestProgram(p))] as const));
 
-  const a = new Cpio();
+  const a = new CpioWriter();
   a.file('init', initScript(modules, options.init), 0o755);
   for (const [name, data] of programs) a.file(`bin/${name}`, data, 0o755);
   for (const [path, f] of Object.entries(options.files ?? {})) {
