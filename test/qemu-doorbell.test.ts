@@ -1,7 +1,7 @@
 // Doorbells between the host and real guests: a TypeScript IvshmemServer,
 // the host joined as an IvshmemPeer, and QEMU `ivshmem-doorbell` devices
 // driven in the guest from userspace through VFIO by a static C program
-// (test/qemu/guest/ivshmem_doorbell.c): it binds the device to vfio-pci,
+// (guest/ivshmem_doorbell.c): it binds the device to vfio-pci,
 // maps BAR0/BAR2, turns on bus mastering and wires the MSI-X vectors to
 // eventfds, then runs the script of commands it is given (see that file).
 // Interrupts need an IOMMU in the guest: `-device intel-iommu`, intel_iommu=on.

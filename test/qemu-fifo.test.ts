@@ -1,6 +1,6 @@
 // Host <-> QEMU guest over FIFOs (`-chardev pipe`), on a real guest: a Linux
 // kernel and a busybox initramfs booted under TCG (test/qemu/guest.ts). The
-// guest runs test/qemu/guest/port_echo.c on its second serial port (ttyS1)
+// guest runs guest/port_echo.c on its second serial port (ttyS1)
 // and on a virtio-serial port; the host end is QemuPipe from
 // 'interprocess/qemu'. Each boot takes 2-3 s; without QEMU (not root, no
 // apt) every test here is skipped with the reason.

@@ -1,6 +1,6 @@
 // A Channel between the host and a real guest through ivshmem-plain memory:
 // the host's POSIX shared memory objects are the guest's PCI BAR2, byte for
-// byte; a static C program in the guest (test/qemu/guest/ivshmem_channel.c,
+// byte; a static C program in the guest (guest/ivshmem_channel.c,
 // include/interprocess.h) echoes the host's messages reversed. Neither side
 // can wake the other (no common kernel), so both poll (pollInterval) and
 // neither judges the other's pids (foreignPeers).

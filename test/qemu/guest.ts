@@ -13,7 +13,7 @@
  *
  * The initramfs is the cached base (static busybox, its applet links, the
  * kernel modules, /dev/console) followed by a small per-test archive (/init
- * and the test's programs, compiled static from test/qemu/guest/NAME.c with
+ * and the test's programs, compiled static from guest/NAME.c with
  * c/interprocess.c). /init mounts proc, sysfs and devtmpfs, loads the modules
  * in dependency order, runs the test's commands and powers off; QEMU runs
  * with -no-reboot, so the power-off (or a panic) ends the QEMU process.
@@ -132,11 +132,11 @@ function baseArchive(): Buffer {
 }
 
 
-const guestSrcDir = join(root, 'test', 'qemu', 'guest');
+const guestSrcDir = join(root, 'guest'); // the guest programs the package ships
 const guestBinDir = join(qemuDir, 'guest');
 
 /**
- * Compiles test/qemu/guest/NAME.c statically (with c/interprocess.c, so guest
+ * Compiles guest/NAME.c statically (with c/interprocess.c, so guest
  * programs can use the package's C side) into build/qemu/guest/NAME, again
  * whenever the source or the package's C files change. Returns its path.
  */
@@ -149,7 +149,7 @@ export async function compileGuestProgram(name: string): Promise<string> {
   mkdirSync(guestBinDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const r = await run('cc', ['-static', '-O2', '-Wall', '-Werror', '-std=gnu11', '-I', join(root, 'include'), '-o', tmp, src, join(root, 'c', 'interprocess.c'), '-lpthread']);
-  if (r.code !== 0) throw new Error(`compiling test/qemu/guest/${name}.c (static) failed:\n${r.stderr}`);
+  if (r.code !== 0) throw new Error(`compiling guest/${name}.c (static) failed:\n${r.stderr}`);
   renameSync(tmp, out);
   return out;
 }
@@ -163,7 +163,7 @@ export interface InitramfsOptions {
    * /dev/virtio-ports/NAME links are made too, for the ports present by then).
    */
   init: string;
-  /** Programs compiled from test/qemu/guest/NAME.c, installed as /bin/NAME. */
+  /** Programs compiled from guest/NAME.c, installed as /bin/NAME. */
   programs?: string[];
   /** More files: guest path -> content (mode 0644) or { data, mode }. */
   files?: Record<string, string | Buffer | { data: string | Buffer; mode: number }>;
