@@ -543,8 +543,19 @@ export class Channel implements Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#queues.sender.length === 0 && this.#trySendBytes(bytes)) return Promise.resolve();
-    return this.#park('sender', () => (this.#trySendBytes(bytes) ? SENT : undefined), options) as Promise<void>;
+    return this.#nowOrQueued<unknown>('sender', () => (this.#trySendBytes(bytes) ? SENT : undefined), options) as Promise<void>;
+  }
+
+  /**
+   * An async call on `side`: done at once if it can be and nothing of this
+   * handle waits before it (call order), else queued for #serve.
+   */
+  #nowOrQueued<T>(side: Side, attempt: () => T | undefined, options: WaitOptions | undefined): Promise<T> {
+    if (this.#queues[side].length === 0) {
+      const now = attempt();
+      if (now !== undefined) return Promise.resolve((now === SENT ? undefined : now) as T);
+    }
+    return this.#park(side, attempt, options) as Promise<T>;
   }
 
   /** Sends, spinning briefly then sleeping (this thread) while the ring is full. */
@@ -583,16 +594,15 @@ export class Channel implements Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    const attempt = (): Uint8Array | undefined => {
-      if (this.#reservedAt >= 0) return undefined; // the previous reservation of this handle first
-      const at = this.#tryReserveAt(length);
-      return at < 0 ? undefined : this.#view(at, length);
-    };
-    if (this.#queues.sender.length === 0) {
-      const view = attempt();
-      if (view) return Promise.resolve(view);
-    }
-    return this.#park('sender', attempt, options) as Promise<Uint8Array>;
+    return this.#nowOrQueued(
+      'sender',
+      (): Uint8Array | undefined => {
+        if (this.#reservedAt >= 0) return undefined; // the previous reservation of this handle first
+        const at = this.#tryReserveAt(length);
+        return at < 0 ? undefined : this.#view(at, length);
+      },
+      options,
+    );
   }
 
   /** As tryReserve(), spinning briefly then sleeping (this thread) until there is room. */
@@ -693,17 +703,18 @@ export class Channel implements Disposable {
 
   /** The next message (a copy), waiting without blocking the event loop. Receives of one handle are served in call order. */
   receive(options?: WaitOptions): Promise<Buffer> {
+    return this.#receiveAsync(this.#receiveAttempt, options);
+  }
+
+  /** The async receive forms: attached as the receiver, then as #nowOrQueued. */
+  #receiveAsync<T>(attempt: () => T | undefined, options: WaitOptions | undefined): Promise<T> {
     try {
       this.#check();
       this.#attachReceiver();
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#queues.receiver.length === 0) {
-      const now = this.#tryReceive();
-      if (now) return Promise.resolve(now);
-    }
-    return this.#park('receiver', this.#receiveAttempt, options) as Promise<Buffer>;
+    return this.#nowOrQueued('receiver', attempt, options);
   }
 
   /** The next message, spinning briefly then sleeping (this thread). */
@@ -726,24 +737,14 @@ export class Channel implements Disposable {
 
   /** As tryReceiveView(), waiting without blocking the event loop. */
   receiveView(options?: WaitOptions): Promise<Uint8Array> {
-    try {
-      this.#check();
-      this.#attachReceiver();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (this.#queues.receiver.length === 0) {
-      const now = this.#tryReceiveView();
-      if (now) return Promise.resolve(now);
-    }
-    return this.#park('receiver', this.#receiveViewAttempt, options) as Promise<Uint8Array>;
+    return this.#receiveAsync(this.#receiveViewAttempt, options);
   }
 
   /** As tryReceiveView(), spinning briefly then sleeping (this thread). */
   receiveViewSync(options?: { timeout?: number }): Uint8Array {
     this.#readyToReceive();
     this.#noAsyncWaits('receiver');
-    return this.#tryReceiveView() ?? this.#block('receiver', () => this.#tryReceiveView(), options);
+    return this.#tryReceiveView() ?? this.#block('receiver', this.#receiveViewAttempt, options);
   }
 
   /** Done with the view from receiveView(): its room goes back to the senders. */
