@@ -20,7 +20,8 @@
 // what the Channel's 4 MiB ring holds; a socket has its own backpressure.
 //
 // `node bench/channel.mjs` runs everything (`--only socket,channel-sync`: some
-// cases); the other roles are internal.
+// cases; `--runs N`: each case N times, medians reported, default 3); the other
+// roles are internal.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -415,6 +416,13 @@ async function main() {
   try {
     // `node bench/channel.mjs --only socket,channel-sync` runs some cases.
     const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
+    // `--runs N` (default 3): every case N times, interleaved, each figure the median of the
+    // runs: this VM's speed drifts from minute to minute, and the ratios with it.
+    const runs = process.argv.includes('--runs') ? Math.max(1, Number(process.argv[process.argv.indexOf('--runs') + 1])) : 3;
+    results.runs = runs;
+    const samples = {};
+    for (let round = 1; round <= runs; round++) {
+    if (runs > 1) process.stderr.write(`run ${round} of ${runs}\n`);
     for (const k of cases) {
       if (only && !only.includes(k.key)) continue;
       if (k.needs === 'reserveSync' && typeof Channel.prototype.reserveSync !== 'function') { results.cases[k.key] = { skipped: 'no zero-copy API in this build' }; continue; }
@@ -439,11 +447,39 @@ async function main() {
       }
       for (const n of extra.filter((n) => names.has(n))) { Channel.unlink(n); names.delete(n); }
       process.stderr.write(`  ${k.label}: ${results.cases[k.key].error ?? 'done'} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      (samples[k.key] ??= []).push(results.cases[k.key]);
     }
+    }
+    for (const [key, list] of Object.entries(samples)) results.cases[key] = medianOf(list);
   } finally {
     cleanup();
   }
   report(cases, results);
+}
+
+/**
+ * One case's runs combined: each numeric figure is the median of the runs
+ * that succeeded (an error only if all failed); the runs themselves are kept
+ * in `samples` for the JSON.
+ */
+function medianOf(list) {
+  const ok = list.filter((r) => !r.error && !r.skipped);
+  if (!ok.length) return list[list.length - 1];
+  const combine = (values) => {
+    if (values.every((v) => typeof v === 'number')) {
+      const sorted = [...values].sort((a, b) => a - b);
+      const m = sorted.length >> 1;
+      return sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+    }
+    if (values.every((v) => v && typeof v === 'object' && !Array.isArray(v))) {
+      const out = {};
+      // A message lost or torn in any run must show: integrity counts take the worst run.
+      for (const key of Object.keys(values[0])) out[key] = key === 'bad' ? Math.max(...values.map((v) => v[key])) : combine(values.map((v) => v[key]));
+      return out;
+    }
+    return values[0];
+  };
+  return { ...combine(ok), runs: ok.length, samples: ok };
 }
 
 /** CPU time used (all CPUs, any process) as a share of the time elapsed, over `ms`. */
