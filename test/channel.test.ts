@@ -153,3 +153,21 @@ test('a sender that closes properly is not "gone": the receiver waits for the ne
 test('nothing is left behind', () => {
   assert.deepEqual(shmEntries(`/ipt-${process.pid}-ch`), []);
 });
+
+test('copies handed out are the receiver\'s own: they stay intact while the ring is reused, and messages not yet handed out stay for the next receiver', async (t) => {
+  const ch = channel(t, 4096);
+  for (let i = 0; i < 10; i++) assert.equal(ch.trySend(Buffer.alloc(40, i)), true);
+  const first = [ch.receiveSync(), ch.receiveSync(), ch.receiveSync()];
+  assert.deepEqual(first.map((m) => m[0]), [0, 1, 2]);
+  ch.close(); // 7 messages were published, perhaps copied ahead, but not handed out
+  const next = Channel.open(ch.name);
+  t.after(() => next.close());
+  for (let i = 3; i < 10; i++) assert.deepEqual(next.receiveSync({ timeout: 1000 }), Buffer.alloc(40, i), `message ${i} for the next receiver`);
+  assert.equal(next.tryReceive(), undefined);
+  // Reuse every byte of the ring many times over: what was handed out does not change.
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < 20; i++) assert.equal(next.trySend(Buffer.alloc(100, 200 + (i % 50))), true);
+    for (let i = 0; i < 20; i++) assert.equal(next.receiveSync().length, 100);
+  }
+  first.forEach((m, i) => assert.deepEqual(m, Buffer.alloc(40, i), `copy ${i} unchanged`));
+});
