@@ -536,6 +536,17 @@ function report(cases, results) {
   const base = results.cases.socket;
   const fix = (v, d) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
   const ratio = (v) => (v === undefined || !Number.isFinite(v) ? '-' : `${v >= 10 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2)}x`);
+  // Each ratio pairs a case with the socket of the same round (a minute apart at most) and
+  // takes the median over the rounds: this VM's speed drifts more between minutes than that.
+  const middle = (xs) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
+  const paired = (r, ref, pick, higherIsBetter) => {
+    if (!r || !ref) return undefined;
+    const one = (x, y) => (higherIsBetter ? pick(x) / pick(y) : pick(y) / pick(x));
+    const rs = r.samples, fs = ref.samples;
+    if (!rs || !fs) return one(r, ref);
+    const n = Math.min(rs.length, fs.length);
+    return n ? middle(Array.from({ length: n }, (_, i) => one(rs[i], fs[i]))) : one(r, ref);
+  };
   const rows = cases.filter((k) => results.cases[k.key]).map((k) => {
     const r = results.cases[k.key];
     if (!r || r.error || r.skipped) return { case: k.label, 'RTT median us': r?.skipped ? 'skipped' : 'FAILED' };
@@ -545,33 +556,34 @@ function report(cases, results) {
       case: k.label + (r.othersBusy >= 0.1 ? ' *' : ''),
       'RTT median us': fix(r.rtt.median, 2),
       'RTT p99 us': fix(r.rtt.p99, 2),
-      'x socket': ratio(base?.rtt && base.rtt.median / r.rtt.median),
+      'x socket': ratio(base?.rtt && paired(r, base, (x) => x.rtt.median, false)),
       '64 B msg/s': Math.round(s64.msgsPerSec).toLocaleString('en') + okay(s64),
-      'x socket ': ratio(base?.[64] && s64.msgsPerSec / base[64].msgsPerSec),
+      'x socket ': ratio(base?.[64] && paired(r, base, (x) => x[64].msgsPerSec, true)),
       '1 MiB GB/s': fix(s1m.GBps, 2) + okay(s1m),
-      'x socket  ': ratio(base?.[MiB] && s1m.GBps / base[MiB].GBps),
+      'x socket  ': ratio(base?.[MiB] && paired(r, base, (x) => x[MiB].GBps, true)),
     };
   });
   console.log(`Channel vs the alternatives: 2 processes pinned to CPUs 0 and 1 (worker_threads: 1 process on CPUs 0,1)`);
-  console.log(`RTT: 64-byte message there and back, ${ROUNDS.toLocaleString('en')} after ${WARMUP.toLocaleString('en')} (and ${WARMUP_S} s) of warm-up; streaming: ${STREAM_S} s one way, msg/s = received / (last receive - first send); GB = 1e9 bytes; x socket: times better than the unix socket\n`);
+  console.log(`RTT: 64-byte message there and back, ${ROUNDS.toLocaleString('en')} after ${WARMUP.toLocaleString('en')} (and ${WARMUP_S} s) of warm-up; streaming: ${STREAM_S} s one way, msg/s = received / (last receive - first send); GB = 1e9 bytes; x socket: times better than the unix socket in the same round, median over the rounds\n`);
   console.log(table(rows, ['case', 'RTT median us', 'RTT p99 us', 'x socket', '64 B msg/s', 'x socket ', '1 MiB GB/s', 'x socket  ']));
   if (rows.some((r) => r.case.endsWith(' *'))) console.log('* other processes kept the CPUs at least 10% busy just before this case: its figures may be low');
 
   const get = (key) => { const r = results.cases[key]; return r && !r.error && !r.skipped ? r : undefined; };
   const sync = get('channel-sync'), async_ = get('channel-async'), cc = get('c-c'), zc = get('channel-zerocopy');
   const best = (size, field) => [['channel-sync', sync], ['channel-zerocopy', zc], ['channel-async', async_]]
-    .filter(([, r]) => r).map(([key, r]) => [key, r[size][field]]).sort((x, y) => y[1] - x[1])[0];
+    .filter(([, r]) => r).map(([key, r]) => [key, paired(r, base, (x) => x[size][field], true)]).sort((x, y) => y[1] - x[1])[0];
   const targets = [];
   const target = (what, value, goal, higherIsBetter = true, note = '') => {
     const met = value === undefined ? undefined : higherIsBetter ? value >= goal : value <= goal;
     targets.push({ target: what, measured: value === undefined ? '-' : `${value.toFixed(value >= 10 ? 0 : 2)}x${note}`, met: met === undefined ? 'n/a' : met ? 'met' : 'NOT met' });
   };
-  target('RTT, Channel sync >= 50x faster than socket', base && sync && base.rtt.median / sync.rtt.median, 50);
-  target('RTT, Channel sync within 5x of C <-> C', sync && cc && sync.rtt.median / cc.rtt.median, 5, false, ' of C');
-  target('RTT, Channel async no slower than socket', base && async_ && base.rtt.median / async_.rtt.median, 1);
-  const b64 = best(64, 'msgsPerSec'), b1m = best(MiB, 'GBps');
-  target(`64 B streaming >= 15x socket msg/s (${b64?.[0] ?? '-'})`, base && b64 && b64[1] / base[64].msgsPerSec, 15);
-  target(`1 MiB streaming >= 5x socket GB/s (${b1m?.[0] ?? '-'})`, base && b1m && b1m[1] / base[MiB].GBps, 5);
+  const rtt = (x) => x.rtt.median;
+  target('RTT, Channel sync >= 50x faster than socket', base && sync && paired(sync, base, rtt, false), 50);
+  target('RTT, Channel sync within 5x of C <-> C', sync && cc && 1 / paired(sync, cc, rtt, false), 5, false, ' of C');
+  target('RTT, Channel async no slower than socket', base && async_ && paired(async_, base, rtt, false), 1);
+  const b64 = base && best(64, 'msgsPerSec'), b1m = base && best(MiB, 'GBps');
+  target(`64 B streaming >= 15x socket msg/s (${b64?.[0] ?? '-'})`, b64?.[1], 15);
+  target(`1 MiB streaming >= 5x socket GB/s (${b1m?.[0] ?? '-'})`, b1m?.[1], 5);
   results.targets = targets;
   console.log('\nTargets (informational)');
   console.log(table(targets, ['target', 'measured', 'met']));
