@@ -312,7 +312,12 @@ static void ipx__wake_senders(struct ipx_channel *ch) {
       if (!ipx__ring(ch, side)) ipx__reap(ch, i); /* its owner died asleep */
     }
   }
-  if (futex) ipx__futex(&l->sender_seq, FUTEX_WAKE, INT_MAX, NULL);
+  /* Marked asleep on the futex, yet nobody woken: a sender between its mark and its sleep
+     (alive: left alone), or one that died asleep (freed, or every wake would cost this). */
+  if (futex && ipx__futex(&l->sender_seq, FUTEX_WAKE, INT_MAX, NULL) == 0) {
+    for (uint32_t i = 0; i < ch->slots; i++)
+      if (atomic_load(&l->slots[i].waiting) == 1 && (int)i != ch->slot) ipx__reap(ch, i);
+  }
 }
 
 /* Waits (up to 2 s) for a creator still initialising the header; then checks it. */

@@ -423,14 +423,16 @@ export class Channel implements Disposable {
   #wakeSenders(): void {
     const i32 = this.#i32;
     Atomics.add(i32, SENDER_SEQ, 1);
-    let futex = false;
+    let onFutex: number[] | undefined;
     for (let s = 0; s < SLOT_COUNT; s++) {
       if (s === this.#slot) continue;
       const how = Atomics.load(i32, SLOTS + 2 * s + 1);
-      if (how === ASLEEP_ON_FUTEX) futex = true;
+      if (how === ASLEEP_ON_FUTEX) (onFutex ??= []).push(s);
       else if (how === ASLEEP_ON_BELL && !ring(this.#bellName('sender', s))) this.#reap(s);
     }
-    if (futex) native.futexWake(i32, SENDER_SEQ, 0x7fffffff);
+    // Marked asleep on the futex, yet nobody was woken: a sender between its mark and its
+    // sleep (alive: left alone), or one that died asleep (freed, or every wake would cost this).
+    if (onFutex && native.futexWake(i32, SENDER_SEQ, 0x7fffffff) === 0) for (const s of onFutex) this.#reap(s);
   }
 
   // ---- sending -------------------------------------------------------------

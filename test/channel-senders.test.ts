@@ -462,6 +462,25 @@ for (const mode of ['sync', 'async'] as const) {
   });
 }
 
+for (const mode of ['sync', 'async'] as const) {
+  test(`a sender SIGKILLed asleep waiting for room (${mode}) is freed by the receiver's next wake-ups, with no new sender needed`, async (t) => {
+    const ch = channel(t, 4096);
+    const words = raw(ch.name);
+    const first = child(t, FILLER, [ch.name, mode]);
+    const firstDone = collect(first);
+    const n1 = Number((await waitForLine(first, /^full /)).split(' ')[1]);
+    await until(() => Atomics.load(words, SENDERS_WAITING) === 1 && Atomics.load(words, slotWaiting(0)) !== 0, 'the sender sleeps');
+    await kill(first, firstDone);
+    for (let i = 0; i < n1; i++) assert.notEqual(ch.tryReceive(), undefined);
+    // Draining past half the ring woke the senders: the futex woke nobody (or the doorbell was
+    // refused), so the dead sleeper's slot was freed rather than woken in vain forever after.
+    assert.equal(Atomics.load(words, SENDERS_WAITING), 0, 'senders_waiting back to 0');
+    assert.equal(Atomics.load(words, slotWaiting(0)), 0);
+    assert.equal(Atomics.load(words, slotPid(0)), 0, 'the slot is free');
+    assert.deepEqual(Channel.inspect(ch.name).senderPids, []);
+  });
+}
+
 // ---- peer death: the receiver's side -------------------------------------------
 
 test('the only sender dies right after publishing: an async receiver waiting gets its last message first, then PeerGoneError EPIPE promptly', async (t) => {
