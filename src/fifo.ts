@@ -53,8 +53,11 @@ function requireFifo(path: string): void {
   if (!st.isFIFO()) throw notFifo(path, st.mode);
 }
 
-/** open(O_NONBLOCK), then fstat to be sure the path was not swapped meanwhile. */
-function openFifoFd(path: string, flags: number): number | undefined {
+/**
+ * open(O_NONBLOCK), then fstat to be sure the path was not swapped meanwhile;
+ * undefined when opening for writing finds no reader (ENXIO).
+ */
+export function openFifoFd(path: string, flags: number): number | undefined {
   let fd: number;
   try {
     fd = openSync(path, flags | fsc.O_NONBLOCK);

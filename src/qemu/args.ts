@@ -18,9 +18,14 @@ function option(value: string, what: string): string {
   return value;
 }
 
+/** `-chardev pipe,id=ID,path=P` alone (attach it to a device yourself). */
+export function chardevPipeArgs(chardevId: string, path: string): string[] {
+  return ['-chardev', `pipe,id=${id(chardevId, 'chardev id')},path=${option(path, 'path')}`];
+}
+
 /** `-chardev pipe` on a serial port (the guest's ttyS1 when ttyS0 is the console). */
 export function serialPipeArgs(chardevId: string, path: string): string[] {
-  return ['-chardev', `pipe,id=${id(chardevId, 'chardev id')},path=${option(path, 'path')}`, '-serial', `chardev:${chardevId}`];
+  return [...chardevPipeArgs(chardevId, path), '-serial', `chardev:${chardevId}`];
 }
 
 /**
@@ -29,10 +34,7 @@ export function serialPipeArgs(chardevId: string, path: string): string[] {
  * virtioSerialBusArgs).
  */
 export function virtioSerialPortArgs(chardevId: string, path: string, name: string): string[] {
-  return [
-    '-chardev', `pipe,id=${id(chardevId, 'chardev id')},path=${option(path, 'path')}`,
-    '-device', `virtserialport,chardev=${chardevId},name=${option(name, 'port name')}`,
-  ];
+  return [...chardevPipeArgs(chardevId, path), '-device', `virtserialport,chardev=${chardevId},name=${option(name, 'port name')}`];
 }
 
 export function virtioSerialBusArgs(): string[] {

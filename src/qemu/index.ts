@@ -5,6 +5,7 @@
  */
 export { QemuPipe, type QemuPipeOptions } from './pipe.js';
 export {
+  chardevPipeArgs,
   serialPipeArgs,
   virtioSerialPortArgs,
   virtioSerialBusArgs,

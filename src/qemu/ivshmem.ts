@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { native, type NativePoller } from '../native.js';
-import { AlreadyExistsError, IpcError, PeerGoneError, invalidArgument, systemError } from '../errors.js';
+import { AlreadyExistsError, IpcError, PeerGoneError, invalidArgument, systemError, check } from '../errors.js';
 import { SharedMemory } from '../posix/shared-memory.js';
 import { closedError } from '../internal/handle.js';
 import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
@@ -35,11 +35,6 @@ function int64(value: number): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigInt64LE(BigInt(value));
   return b;
-}
-
-function checked(r: number, syscall: string, path?: string): number {
-  if (r < 0) throw systemError(r, syscall, path === undefined ? {} : { path });
-  return r;
 }
 
 export interface IvshmemServerOptions {
@@ -226,7 +221,7 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
     let poller: NativePoller | undefined;
     try {
       id = this.#freeId();
-      for (let i = 0; i < this.vectors; i++) eventfds.push(checked(native.eventfd(0), 'eventfd'));
+      for (let i = 0; i < this.vectors; i++) eventfds.push(check(native.eventfd(0), 'eventfd'));
       poller = new native.Poller(fd, (status, readable, writable) => {
         // Peers never send: data or end of file (or an error) means gone.
         if (status < 0 || readable) this.#drop(peer);
@@ -399,7 +394,7 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
     if (!fds) throw invalidArgument(`no ivshmem peer ${id} (peers: ${this.peers.join(', ') || 'none'})`);
     const fd = fds[vector];
     if (fd === undefined) throw invalidArgument(`peer ${id} has ${fds.length} vectors; no vector ${vector}`);
-    checked(native.eventfdWrite(fd, 1), 'write');
+    check(native.eventfdWrite(fd, 1), 'write');
   }
 
   /** Resolves when a peer rings this peer's vector `vector` (rings meanwhile count once). */

@@ -12,12 +12,13 @@
  * (QEMU keeps running) is invisible here: the stream goes on.
  */
 import { createInterface } from 'node:readline';
-import { closeSync, constants as fsc, lstatSync, openSync, unlinkSync } from 'node:fs';
-import { mkfifoSync, openFifoReader, openFifoWriter } from '../fifo.js';
+import { closeSync, constants as fsc, lstatSync, unlinkSync } from 'node:fs';
+import { mkfifoSync, openFifoFd, openFifoReader, openFifoWriter } from '../fifo.js';
 import type { PipeReader, PipeWriter } from '../pipe.js';
 import { FrameReader, writeFrame, type FramePayload, type FramingOptions } from '../framing.js';
 import { AlreadyExistsError, IpcError, invalidArgument } from '../errors.js';
 import { closedError } from '../internal/handle.js';
+import { chardevPipeArgs } from './args.js';
 import { pollUntil, timeoutError, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 
@@ -30,14 +31,9 @@ export interface QemuPipeOptions {
 
 /** True when a non-blocking open for writing succeeds: someone (QEMU) has `path` open for reading. */
 function hasReader(path: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, fsc.O_WRONLY | fsc.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENXIO') return false;
-    throw err;
-  }
-  closeSync(fd);
+  const fd = openFifoFd(path, fsc.O_WRONLY);
+  if (fd === undefined) return false;
+  closeSync(fd); // opened by fs: closed by fs
   return true;
 }
 
@@ -84,9 +80,7 @@ export class QemuPipe implements AsyncDisposable {
 
   /** QEMU arguments for this pipe as character device `id` (attach it with e.g. `-serial chardev:ID`). */
   chardevArgs(id: string): string[] {
-    if (!/^[A-Za-z][\w.-]*$/.test(id)) throw invalidArgument(`a QEMU id starts with a letter and holds letters, digits, '_', '.', '-': got '${id}'`);
-    if (this.path.includes(',')) throw invalidArgument(`QEMU cannot take a path with a comma: '${this.path}'`);
-    return ['-chardev', `pipe,id=${id},path=${this.path}`];
+    return chardevPipeArgs(id, this.path);
   }
 
   /**
