@@ -40,6 +40,9 @@ mount -t devtmpfs devtmpfs /dev
 # Whatever happens to the host, this guest does not outlive the demo by much.
 (sleep 60; poweroff -f) &
 t=/dev/ttyS1
+# Hold ttyS1 open for the whole script: each last close shuts the UART down,
+# and bytes the host sends before the next open (its FIFO, its buffer) are lost.
+exec 3<>$t
 stty -F $t raw -echo
 say() { echo "$*" > $t; }
 say "READY: $(uname -sr), up $(cut -d' ' -f1 /proc/uptime) s; /init echoes lines from ttyS1 uppercased"
