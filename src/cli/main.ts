@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 /** The `interprocess` command. */
 import { readFileSync } from 'node:fs';
-import { Command, Argument } from 'commander';
+import { Command, Argument, CommanderError } from 'commander';
 import { mechanisms, runDemo, type Mechanism } from './demo.js';
 import { runPeer } from './demo-peer.js';
+import { CliError, Exit, exitCodeOf, exitCodesHelp } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('interprocess')
   .description('Inter-process communication for Node.js: pipes, FIFOs, shared memory and more.')
   .version(pkg.version)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .addHelpText('after', exitCodesHelp)
+  // Commander exits 1 on a bad command line; shells (and ipcs users) expect 2 for usage errors.
+  // Set before the subcommands are added: they inherit it.
+  .exitOverride((err: CommanderError) => {
+    process.exit(err.exitCode === 0 ? 0 : Exit.usage);
+  });
 
 program
   .command('demo')
@@ -30,5 +37,5 @@ program
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`interprocess: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
+  process.exitCode = err instanceof CliError ? err.exitCode : exitCodeOf(err);
 });
