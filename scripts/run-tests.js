@@ -4,7 +4,7 @@
 // set, /dev/shm entry or /dev/mqueue entry that exists after the run but not
 // before is reported, removed, and fails the run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
 function sysv(kind) {
   const file = `/proc/sysvipc/${kind}`;
@@ -22,6 +22,15 @@ function dir(path) {
 
 function snapshot() {
   return new Set([...sysv('shm'), ...sysv('msg'), ...sysv('sem'), ...dir('/dev/shm'), ...dir('/dev/mqueue')]);
+}
+
+// POSIX queues are visible (to this leak check, and to `interprocess ls`) only in an mqueue
+// mount; mq_open works without one. As root, mount it where Linux documents it.
+const mounted = () => readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/dev/mqueue' && l.split(' ')[2] === 'mqueue');
+if (process.getuid?.() === 0 && !mounted()) {
+  mkdirSync('/dev/mqueue', { recursive: true });
+  const m = spawnSync('mount', ['-t', 'mqueue', 'none', '/dev/mqueue'], { encoding: 'utf8' });
+  if (m.status !== 0) console.error(`note: could not mount /dev/mqueue (${m.stderr.trim()}): POSIX queues left behind would not be seen`);
 }
 
 const before = snapshot();

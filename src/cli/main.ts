@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Argument, CommanderError } from 'commander';
 import { mechanisms, runDemo, type Mechanism } from './demo.js';
 import { runPeer } from './demo-peer.js';
+import { registerObjectCommands } from './objects-cmd.js';
 import { CliError, Exit, exitCodeOf, exitCodesHelp } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,6 +27,8 @@ program
   .action(async (which: Mechanism[]) => {
     await runDemo(which, process.stdout);
   });
+
+registerObjectCommands(program);
 
 program
   .command('demo-peer', { hidden: true })
