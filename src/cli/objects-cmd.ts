@@ -167,8 +167,8 @@ Examples:
           if (opts.verbose) process.stdout.write(`removed ${removed}\n`);
         } catch (err) {
           const code = err instanceof CliError ? err.exitCode : exitCodeOf(err);
+          if (code === Exit.usage) throw err; // a command line to fix: stop here
           process.stderr.write(`interprocess: ${(err as Error).message}\n`);
-          if (code === Exit.usage) throw new CliError('nothing removed after this', Exit.usage);
           worst = Math.max(worst, code);
         }
       }
@@ -178,6 +178,7 @@ Examples:
   program
     .command('clean')
     .description('remove this package\'s objects (channels, mutexes, conditions, read-write locks) left behind by dead processes')
+    .argument('[name...]', 'only these objects (POSIX names); default: every stale one')
     .option('--stale', 'remove the objects whose creator is dead and which no live process maps or holds (required)')
     .option('-n, --dry-run', 'only say what would be removed')
     .option('-y, --yes', 'do not ask for confirmation')
@@ -190,11 +191,13 @@ Without --yes, asks on the terminal; with no terminal, refuses.
 
 Examples:
   interprocess clean --stale --dry-run
-  interprocess clean --stale --yes`,
+  interprocess clean --stale --yes
+  interprocess clean --stale --yes /jobs /results    only these, if they are stale`,
     )
-    .action(async (opts: { stale?: boolean; dryRun?: boolean; yes?: boolean }) => {
+    .action(async (names: string[], opts: { stale?: boolean; dryRun?: boolean; yes?: boolean }) => {
       if (!opts.stale) fail("say what to clean: 'interprocess clean --stale' (see --help)", Exit.usage);
-      const stale = listObjects().objects.filter((o) => o.stale);
+      for (const n of names) if (parseOrUsage(n).kind !== 'posix') fail(`'${n}' is not a POSIX name: clean removes only this package's objects, which have /names`, Exit.usage);
+      const stale = listObjects().objects.filter((o) => o.stale && (!names.length || names.includes(o.name!)));
       if (!stale.length) {
         process.stdout.write('nothing stale\n');
         return;
