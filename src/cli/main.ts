@@ -5,6 +5,10 @@ import { Command, Argument, CommanderError } from 'commander';
 import { mechanisms, runDemo, type Mechanism } from './demo.js';
 import { runPeer } from './demo-peer.js';
 import { registerObjectCommands } from './objects-cmd.js';
+import { registerTopCommand } from './top.js';
+import { registerShmSemCommands } from './verbs-shm-sem.js';
+import { registerQueueCommands } from './verbs-queue.js';
+import { registerBench } from './bench.js';
 import { CliError, Exit, exitCodeOf, exitCodesHelp } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -29,6 +33,10 @@ program
   });
 
 registerObjectCommands(program);
+registerTopCommand(program);
+registerShmSemCommands(program);
+registerQueueCommands(program);
+registerBench(program);
 
 program
   .command('demo-peer', { hidden: true })

@@ -74,10 +74,7 @@ function parseInteger(text: string): number | undefined {
   return neg ? -n : n;
 }
 
-/** A System V key as ipcs prints it: 0x and eight hex digits. */
-export function formatKey(key: number): string {
-  return `0x${(key >>> 0).toString(16).padStart(8, '0')}`;
-}
+export { formatKey } from '../errors.js';
 
 /** Parses a timeout in milliseconds (commander argParser): a non-negative integer, or "inf"/"none". */
 export function parseTimeout(text: string): number {
@@ -94,8 +91,10 @@ export function parseCount(text: string): number {
 
 /**
  * The exit code for an error thrown by the library: timeouts and would-wait
- * (EAGAIN, ETIMEDOUT) are 3, missing objects (ENOENT, and EINVAL/EIDRM for a
- * System V id that does not exist) are 4, anything else 1.
+ * (EAGAIN, ETIMEDOUT) are 3, missing objects (ENOENT, EIDRM) are 4, anything
+ * else 1. The kernel says EINVAL for a System V id that does not exist, and
+ * for other bad arguments too: a verb that knows it looked up an id maps that
+ * itself.
  */
 export function exitCodeOf(err: unknown): number {
   const code = (err as { code?: unknown } | null)?.code;
