@@ -15,6 +15,7 @@ if (process.argv[2] === 'child') {
   const ch = Channel.create(name, { capacity: 1 << 16, mode: 0o600 });
   try {
     const child = spawn(process.execPath, [process.argv[1], 'child', name], { stdio: 'inherit' });
+    const exited = new Promise((resolve) => child.on('exit', resolve));   // listen now: it may exit before we look
     console.log(`Received: ${await ch.receive({ timeout: 10_000 })}`);
     const view = await ch.receiveView({ timeout: 10_000 });    // a view into the ring, valid until release()
     console.log(`in place: ${[...view].join(',')}`);
@@ -23,7 +24,7 @@ if (process.argv[2] === 'child') {
       console.log(`then: ${msg}`);
       if (msg.toString() === 'done') break;
     }
-    await new Promise((resolve) => child.on('exit', resolve));
+    await exited;
     console.log(`stale after use? ${Channel.inspect(name).stale}`);   // creator (this process) alive: no
   } finally {
     ch.close();

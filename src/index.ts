@@ -5,13 +5,36 @@
  * - Pipes: {@link pipe}, {@link spawnWithPipes}, {@link pipeReader}, {@link pipeWriter}
  * - FIFOs: {@link mkfifo}, {@link openFifoReader}, {@link openFifoWriter}
  * - Framing over any byte stream: {@link FrameReader}, {@link writeFrame}, {@link FrameEncoder}, {@link FrameDecoder}
- * - Shared memory: `posix.SharedMemory`, `sysv.SharedMemory`, `sysv.ftok`
- * - Message queues and semaphores: `posix.MessageQueue`, `sysv.MessageQueue`, `posix.Semaphore`, `sysv.SemaphoreSet`
+ * - Shared memory: {@link interprocess/posix!SharedMemory | posix.SharedMemory}, {@link interprocess/sysv!SharedMemory | sysv.SharedMemory}, {@link interprocess/sysv!ftok | sysv.ftok}
+ * - Message queues: {@link interprocess/posix!MessageQueue | posix.MessageQueue}, {@link interprocess/sysv!MessageQueue | sysv.MessageQueue}
+ * - Semaphores: {@link interprocess/posix!Semaphore | posix.Semaphore}, {@link interprocess/sysv!SemaphoreSet | sysv.SemaphoreSet}
  * - Locks across processes: {@link Mutex} (robust), {@link Condition}, {@link RwLock}
+ * - A fast message channel in shared memory: {@link Channel}
+ *
+ * Guides, one per mechanism: docs/guides/README.md.
+ *
+ * @module interprocess
  */
 export * as posix from './posix.js';
 export * as sysv from './sysv.js';
-export * from './errors.js';
+export {
+  IpcError,
+  AlreadyExistsError,
+  NotFoundError,
+  PermissionError,
+  WouldBlockError,
+  TimeoutError,
+  TooLargeError,
+  InvalidArgumentError,
+  RemovedError,
+  PeerGoneError,
+  DeadlockError,
+  NotRecoverableError,
+  AbortError,
+  formatKey,
+  errnoName,
+} from './errors.js';
+export type { IpcErrorOptions } from './errors.js';
 export { pipe, pipeReader, pipeWriter, spawnWithPipes } from './pipe.js';
 export type { Pipe, PipeReader, PipeWriter, PipeDirection, PipedSpawnOptions, PipedChild } from './pipe.js';
 export { mkfifo, mkfifoSync, openFifoReader, openFifoWriter, openFifoWriterSync, tryOpenFifoWriter } from './fifo.js';

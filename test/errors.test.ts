@@ -22,17 +22,14 @@ import {
   TimeoutError,
   TooLargeError,
   WouldBlockError,
-  check,
   errnoName,
   formatKey,
-  fromNodeError,
-  invalidArgument,
   mkfifoSync,
   openFifoReader,
   openFifoWriter,
-  systemError,
-  unwrap,
 } from 'interprocess';
+// The package's own helpers for building errors: not public API, so imported from the build.
+import { check, fromNodeError, invalidArgument, systemError, unwrap } from '#errors';
 import { tempDir } from './helpers.js';
 
 const families = {

@@ -59,7 +59,8 @@ export interface Message {
   priority: number;
 }
 
-type Payload = Uint8Array | ArrayBufferView | string;
+/** What a message can be given as: bytes, any typed array or DataView, or a string (sent as UTF-8). */
+export type Payload = Uint8Array | ArrayBufferView | string;
 
 /**
  * mq_open's EINVAL, once the name has been checked, means the attributes are

@@ -1,7 +1,9 @@
 /**
  * `interprocess/qemu`: the host side of IPC with QEMU guests: FIFOs
  * (`-chardev pipe`), shared memory (`ivshmem-plain`) and doorbells
- * (`ivshmem-doorbell` and the ivshmem server protocol).
+ * (`ivshmem-doorbell` and the ivshmem server protocol). Guide: docs/qemu.md.
+ *
+ * @module interprocess/qemu
  */
 export { QemuPipe, type QemuPipeOptions } from './pipe.js';
 export {
