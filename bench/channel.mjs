@@ -20,20 +20,25 @@
 // what the Channel's 4 MiB ring holds; a socket has its own backpressure.
 //
 // `node bench/channel.mjs` runs everything (`--only socket,channel-sync`: some
-// cases; `--runs N`: each case N times, medians reported, default 3); the other
-// roles are internal.
+// cases; `--runs N`: each case N times, medians reported, default 3; `--quick`:
+// one short run of each, a smoke test; the rest of the command line is in
+// lib.mjs's options()); the other roles are internal.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Channel } from 'interprocess';
-import { compile, pinned, saveJson, table } from './lib.mjs';
+import { compile, emit, options, pinned, saveJson, table } from './lib.mjs';
 
-const WARMUP = 2_000; // round trips, and at least WARMUP_S seconds of them (the JIT settles)
-const WARMUP_S = 0.5;
-const ROUNDS = 20_000;
-const STREAM_S = 1.5;
+// --quick (IPX_BENCH_QUICK=1 in the sides): a tenth of the round trips, a fifth of the
+// streaming time; enough to see every case work, not to compare them closely.
+const QUICK = process.env.IPX_BENCH_QUICK === '1' || (process.argv[2] !== 'node' && process.argv.includes('--quick'));
+const WARMUP = QUICK ? 200 : 2_000; // round trips, and at least WARMUP_S seconds of them (the JIT settles)
+const WARMUP_S = QUICK ? 0.1 : 0.5;
+const ROUNDS = QUICK ? 2_000 : 20_000;
+const STREAM_S = QUICK ? 0.3 : 1.5;
 const MiB = 1 << 20;
 const SIZES = [64, MiB];
 const CAPACITY = 4 * MiB;
@@ -315,7 +320,7 @@ function channelZeroCopy(out, inp) {
 
 // ---- roles ----------------------------------------------------------------------
 
-const self = new URL(import.meta.url).pathname;
+const self = fileURLToPath(import.meta.url);
 const print = (result) => process.stdout.write(`${JSON.stringify(result)}\n`);
 
 async function nodeSide(side, kind, args) {
@@ -390,53 +395,67 @@ async function nodeSide(side, kind, args) {
 
 // ---- the parent: runs every case, prints the table ------------------------------
 
-async function main() {
-  const cPeer = compileCPeer();
-  const node = (side, kind, ...args) => [process.execPath, [self, 'node', side, kind, ...args]];
-  const c = (side, ...args) => [cPeer, [side, String(WARMUP), String(WARMUP_S), String(ROUNDS), String(STREAM_S), ...args]];
-  const cases = [
-    { key: 'socket', label: 'unix socket, 4-byte length framing', socket: true, a: node('A', 'socket'), b: node('B', 'socket') },
-    { key: 'cp-json', label: 'child_process IPC, json (text)', a: node('A', 'cp-json') },
-    { key: 'cp-advanced', label: 'child_process IPC, advanced', a: node('A', 'cp-advanced') },
-    { key: 'worker', label: 'worker_threads postMessage (1 process)', cpus: '0,1', a: node('A', 'worker') },
-    { key: 'channel-sync', label: 'Channel sync', channel: true, a: node('A', 'channel-sync'), b: node('B', 'channel-sync') },
-    { key: 'channel-async', label: 'Channel async', channel: true, a: node('A', 'channel-async'), b: node('B', 'channel-async') },
-    { key: 'channel-zerocopy', label: 'Channel zero-copy (reserve/view)', channel: true, needs: 'reserveSync', a: node('A', 'channel-zerocopy'), b: node('B', 'channel-zerocopy') },
-    { key: 'c-c', label: 'C <-> C over the Channel', channel: true, needs: 'c', a: c('A'), b: c('B') },
-    { key: 'node-c', label: 'Node sync <-> C peer', channel: true, needs: 'c', a: node('A', 'channel-sync'), b: c('B') },
-  ];
+/** The cases, in table order; a and b are the two sides' commands (see main). */
+const CASES = [
+  { key: 'socket', label: 'unix socket, 4-byte length framing', socket: true, a: ['node', 'A', 'socket'], b: ['node', 'B', 'socket'] },
+  { key: 'cp-json', label: 'child_process IPC, json (text)', a: ['node', 'A', 'cp-json'] },
+  { key: 'cp-advanced', label: 'child_process IPC, advanced', a: ['node', 'A', 'cp-advanced'] },
+  { key: 'worker', label: 'worker_threads postMessage (1 process)', cpus: '0,1', a: ['node', 'A', 'worker'] },
+  { key: 'channel-sync', label: 'Channel sync', channel: true, a: ['node', 'A', 'channel-sync'], b: ['node', 'B', 'channel-sync'] },
+  { key: 'channel-async', label: 'Channel async', channel: true, a: ['node', 'A', 'channel-async'], b: ['node', 'B', 'channel-async'] },
+  { key: 'channel-zerocopy', label: 'Channel zero-copy (reserve/view)', channel: true, needs: 'reserveSync', a: ['node', 'A', 'channel-zerocopy'], b: ['node', 'B', 'channel-zerocopy'] },
+  { key: 'c-c', label: 'C <-> C over the Channel', channel: true, needs: 'c', a: ['c', 'A'], b: ['c', 'B'] },
+  { key: 'node-c', label: 'Node sync <-> C peer', channel: true, needs: 'c', a: ['node', 'A', 'channel-sync'], b: ['c', 'B'] },
+];
 
-  const results = { warmup: WARMUP, warmupSeconds: WARMUP_S, rounds: ROUNDS, streamSeconds: STREAM_S, capacity: CAPACITY, cases: {} };
+async function main() {
+  // `--only socket,channel-sync` runs some cases; `--runs N` (default 3, 1 with --quick): every
+  // case N times, interleaved, each figure the median of the runs: this VM's speed drifts from
+  // minute to minute, and the ratios with it.
+  const opts = options(CASES, { runs: 3 });
+  const { runs, fd } = opts;
+  // With a progress descriptor the reader reports progress; stderr keeps warnings and errors.
+  const say = (text) => { if (fd === undefined) process.stderr.write(text); };
+  const cPeer = opts.selected.some((k) => k.needs === 'c') ? compileCPeer() : undefined;
+  const command = ([kind, ...rest]) => kind === 'c'
+    ? [cPeer, [rest[0], String(WARMUP), String(WARMUP_S), String(ROUNDS), String(STREAM_S)]]
+    : [process.execPath, [self, kind, ...rest]];
+
+  const results = { quick: opts.quick, warmup: WARMUP, warmupSeconds: WARMUP_S, rounds: ROUNDS, streamSeconds: STREAM_S, capacity: CAPACITY, runs, cases: {} };
   const names = new Set();
   const cleanup = () => {
     for (const n of names) { try { Channel.unlink(n); } catch { /* gone */ } }
     names.clear();
   };
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { for (const c of running) c.kill(); cleanup(); process.exit(130); });
+  emit(fd, { event: 'plan', suite: 'channel', quick: opts.quick, runs, total: opts.selected.length * runs, cases: opts.selected.map(({ key, label }) => ({ key, label })) });
   try {
-    // `node bench/channel.mjs --only socket,channel-sync` runs some cases.
-    const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
-    // `--runs N` (default 3): every case N times, interleaved, each figure the median of the
-    // runs: this VM's speed drifts from minute to minute, and the ratios with it.
-    const runs = process.argv.includes('--runs') ? Math.max(1, Number(process.argv[process.argv.indexOf('--runs') + 1])) : 3;
-    results.runs = runs;
     const samples = {};
     for (let round = 1; round <= runs; round++) {
-    if (runs > 1) process.stderr.write(`run ${round} of ${runs}\n`);
-    for (const k of cases) {
-      if (only && !only.includes(k.key)) continue;
-      if (k.needs === 'reserveSync' && typeof Channel.prototype.reserveSync !== 'function') { results.cases[k.key] = { skipped: 'no zero-copy API in this build' }; continue; }
-      if (k.needs === 'c' && !cPeer) { results.cases[k.key] = { skipped: 'the C channel API (ipx_channel_open) is not there yet' }; continue; }
+    if (runs > 1) say(`run ${round} of ${runs}\n`);
+    for (const k of opts.selected) {
+      emit(fd, { event: 'start', key: k.key, label: k.label, run: round });
+      const skipped = k.needs === 'reserveSync' && typeof Channel.prototype.reserveSync !== 'function' ? 'no zero-copy API in this build'
+        : k.needs === 'c' && !cPeer ? 'the C peer could not be built' : undefined;
+      if (skipped) {
+        results.cases[k.key] = { skipped };
+        emit(fd, { event: 'done', key: k.key, label: k.label, run: round, seconds: 0, skipped });
+        continue;
+      }
       let extra = [];
       if (k.socket) extra = [`ipx-bench-channel-${process.pid}`]; // abstract: nothing left behind
       if (k.channel) {
         extra = ['a2b', 'b2a'].map((d) => `/ipx-bench-${k.key}-${d}-${process.pid}`);
         for (const n of extra) { names.add(n); Channel.create(n, { capacity: CAPACITY }).close(); }
       }
-      // The two cores are the benchmark's: wait (a little) for other work to pass, and say if it did not.
-      const othersBusy = await quietMoment();
+      // The two cores are the benchmark's: wait (a little) for other work to pass, and say if it
+      // did not. A quick run only looks.
+      const othersBusy = opts.quick ? Math.round((await busyShare(200)) * 100) / 100 : await quietMoment();
       const started = Date.now();
-      const sides = [k.a, k.b].filter(Boolean).map((s, i) => spawnCase(`${k.key} side ${'AB'[i]}`, pinned(k.cpus ?? i, s[0], [...s[1], ...extra])));
+      const sides = [k.a, k.b].filter(Boolean).map((s, i) => {
+        const [cmd, args] = command(s);
+        return spawnCase(`${k.key} side ${'AB'[i]}`, pinned(k.cpus ?? i, cmd, [...args, ...extra]));
+      });
       try {
         // One side failing leaves the other waiting for it: stop both.
         const [outA] = await Promise.all(sides.map((s) => s.done.catch((err) => { for (const o of sides) o.kill(); throw err; })));
@@ -446,7 +465,9 @@ async function main() {
         results.cases[k.key] = { error: String(err.message ?? err) };
       }
       for (const n of extra.filter((n) => names.has(n))) { Channel.unlink(n); names.delete(n); }
-      process.stderr.write(`  ${k.label}: ${results.cases[k.key].error ?? 'done'} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      const seconds = (Date.now() - started) / 1000;
+      say(`  ${k.label}: ${results.cases[k.key].error ?? 'done'} (${seconds.toFixed(1)} s)\n`);
+      emit(fd, { event: 'done', key: k.key, label: k.label, run: round, seconds, ...(results.cases[k.key].error ? { error: results.cases[k.key].error } : {}) });
       (samples[k.key] ??= []).push(results.cases[k.key]);
     }
     }
@@ -454,7 +475,7 @@ async function main() {
   } finally {
     cleanup();
   }
-  report(cases, results);
+  report(opts.selected, results, opts.jsonOut);
 }
 
 /**
@@ -532,8 +553,9 @@ function compileCPeer() {
   }
 }
 
-function report(cases, results) {
-  const base = results.cases.socket;
+function report(cases, results, jsonOut) {
+  const get = (key) => { const r = results.cases[key]; return r && !r.error && !r.skipped ? r : undefined; };
+  const base = get('socket');
   const fix = (v, d) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
   const ratio = (v) => (v === undefined || !Number.isFinite(v) ? '-' : `${v >= 10 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2)}x`);
   // Each ratio pairs a case with the socket of the same round (a minute apart at most) and
@@ -547,47 +569,72 @@ function report(cases, results) {
     const n = Math.min(rs.length, fs.length);
     return n ? middle(Array.from({ length: n }, (_, i) => one(rs[i], fs[i]))) : one(r, ref);
   };
-  const rows = cases.filter((k) => results.cases[k.key]).map((k) => {
+  const rtt = (x) => x.rtt.median;
+  const rate64 = (x) => x[64].msgsPerSec;
+  const rate1m = (x) => x[MiB].GBps;
+
+  const sync = get('channel-sync'), async_ = get('channel-async'), cc = get('c-c'), zc = get('channel-zerocopy');
+  const best = (pick) => [['channel-sync', sync], ['channel-zerocopy', zc], ['channel-async', async_]]
+    .filter(([, r]) => r).map(([key, r]) => [key, paired(r, base, pick, true)]).sort((x, y) => y[1] - x[1])[0];
+  const b64 = base && best(rate64), b1m = base && best(rate1m);
+  const targets = [];
+  const target = (what, value, goal, higherIsBetter = true, note = '') => {
+    const met = value === undefined ? undefined : higherIsBetter ? value >= goal : value <= goal;
+    targets.push({
+      target: what,
+      measured: value === undefined ? '-' : `${value.toFixed(value >= 10 ? 0 : 2)}x${note}`,
+      met: met === undefined ? 'n/a' : met ? 'met' : 'NOT met',
+      value, goal, higherIsBetter, ok: met ?? null,
+    });
+  };
+  target('RTT, Channel sync >= 50x faster than socket', base && sync && paired(sync, base, rtt, false), 50);
+  target('RTT, Channel sync within 5x of C <-> C', sync && cc && 1 / paired(sync, cc, rtt, false), 5, false, ' of C');
+  target('RTT, Channel async no slower than socket', base && async_ && paired(async_, base, rtt, false), 1);
+  target(`64 B streaming >= 15x socket msg/s (${b64?.[0] ?? '-'})`, b64?.[1], 15);
+  target(`1 MiB streaming >= 5x socket GB/s (${b1m?.[0] ?? '-'})`, b1m?.[1], 5);
+  results.targets = targets;
+  // The ratios a target judges, by case and column (for `interprocess bench` to colour).
+  const goals = { 'channel-sync': { rtt: 50 }, 'channel-async': { rtt: 1 } };
+  if (b64) (goals[b64[0]] ??= {}).msgs = 15;
+  if (b1m) (goals[b1m[0]] ??= {}).gbps = 5;
+
+  // The table's figures, as numbers (x...: times better than the socket, paired by round).
+  const summary = cases.filter((k) => results.cases[k.key]).map((k) => {
     const r = results.cases[k.key];
-    if (!r || r.error || r.skipped) return { case: k.label, 'RTT median us': r?.skipped ? 'skipped' : 'FAILED' };
-    const s64 = r[64], s1m = r[MiB];
-    const okay = (s) => (s.bad === 0 && s.received === s.sent ? '' : ` BAD(${s.bad}, ${s.received}/${s.sent})`);
+    if (r.error || r.skipped) return { key: k.key, label: k.label, status: r.skipped ? 'skipped' : 'failed', reason: r.skipped ?? r.error };
+    const intact = (s) => ({ bad: s.bad, received: s.received, sent: s.sent, ok: s.bad === 0 && s.received === s.sent });
     return {
-      case: k.label + (r.othersBusy >= 0.1 ? ' *' : ''),
-      'RTT median us': fix(r.rtt.median, 2),
-      'RTT p99 us': fix(r.rtt.p99, 2),
-      'x socket': ratio(base?.rtt && paired(r, base, (x) => x.rtt.median, false)),
-      '64 B msg/s': Math.round(s64.msgsPerSec).toLocaleString('en') + okay(s64),
-      'x socket ': ratio(base?.[64] && paired(r, base, (x) => x[64].msgsPerSec, true)),
-      '1 MiB GB/s': fix(s1m.GBps, 2) + okay(s1m),
-      'x socket  ': ratio(base?.[MiB] && paired(r, base, (x) => x[MiB].GBps, true)),
+      key: k.key, label: k.label, status: 'ok', othersBusy: r.othersBusy,
+      rttMedianUs: r.rtt.median, rttP99Us: r.rtt.p99, rttRatio: base && paired(r, base, rtt, false),
+      msgsPerSec: r[64].msgsPerSec, msgsRatio: base && paired(r, base, rate64, true), integrity64: intact(r[64]),
+      GBps: r[MiB].GBps, gbpsRatio: base && paired(r, base, rate1m, true), integrity1m: intact(r[MiB]),
+      goals: goals[k.key] ?? {},
     };
   });
+  results.summary = { baseline: 'socket', rows: summary };
+
+  const rows = summary.map((s) => {
+    if (s.status !== 'ok') return { case: s.label, 'RTT median us': s.status === 'skipped' ? 'skipped' : 'FAILED' };
+    const okay = (i) => (i.ok ? '' : ` BAD(${i.bad}, ${i.received}/${i.sent})`);
+    return {
+      case: s.label + (s.othersBusy >= 0.1 ? ' *' : ''),
+      'RTT median us': fix(s.rttMedianUs, 2),
+      'RTT p99 us': fix(s.rttP99Us, 2),
+      'x socket': ratio(s.rttRatio),
+      '64 B msg/s': Math.round(s.msgsPerSec).toLocaleString('en') + okay(s.integrity64),
+      'x socket ': ratio(s.msgsRatio),
+      '1 MiB GB/s': fix(s.GBps, 2) + okay(s.integrity1m),
+      'x socket  ': ratio(s.gbpsRatio),
+    };
+  });
+  if (results.quick) console.log('QUICK RUN (--quick): 1 short run per case, a smoke test; the figures are indicative only\n');
   console.log(`Channel vs the alternatives: 2 processes pinned to CPUs 0 and 1 (worker_threads: 1 process on CPUs 0,1)`);
   console.log(`RTT: 64-byte message there and back, ${ROUNDS.toLocaleString('en')} after ${WARMUP.toLocaleString('en')} (and ${WARMUP_S} s) of warm-up; streaming: ${STREAM_S} s one way, msg/s = received / (last receive - first send); GB = 1e9 bytes; x socket: times better than the unix socket in the same round, median over the rounds\n`);
   console.log(table(rows, ['case', 'RTT median us', 'RTT p99 us', 'x socket', '64 B msg/s', 'x socket ', '1 MiB GB/s', 'x socket  ']));
   if (rows.some((r) => r.case.endsWith(' *'))) console.log('* other processes kept the CPUs at least 10% busy just before this case: its figures may be low');
-
-  const get = (key) => { const r = results.cases[key]; return r && !r.error && !r.skipped ? r : undefined; };
-  const sync = get('channel-sync'), async_ = get('channel-async'), cc = get('c-c'), zc = get('channel-zerocopy');
-  const best = (size, field) => [['channel-sync', sync], ['channel-zerocopy', zc], ['channel-async', async_]]
-    .filter(([, r]) => r).map(([key, r]) => [key, paired(r, base, (x) => x[size][field], true)]).sort((x, y) => y[1] - x[1])[0];
-  const targets = [];
-  const target = (what, value, goal, higherIsBetter = true, note = '') => {
-    const met = value === undefined ? undefined : higherIsBetter ? value >= goal : value <= goal;
-    targets.push({ target: what, measured: value === undefined ? '-' : `${value.toFixed(value >= 10 ? 0 : 2)}x${note}`, met: met === undefined ? 'n/a' : met ? 'met' : 'NOT met' });
-  };
-  const rtt = (x) => x.rtt.median;
-  target('RTT, Channel sync >= 50x faster than socket', base && sync && paired(sync, base, rtt, false), 50);
-  target('RTT, Channel sync within 5x of C <-> C', sync && cc && 1 / paired(sync, cc, rtt, false), 5, false, ' of C');
-  target('RTT, Channel async no slower than socket', base && async_ && paired(async_, base, rtt, false), 1);
-  const b64 = base && best(64, 'msgsPerSec'), b1m = base && best(MiB, 'GBps');
-  target(`64 B streaming >= 15x socket msg/s (${b64?.[0] ?? '-'})`, b64?.[1], 15);
-  target(`1 MiB streaming >= 5x socket GB/s (${b1m?.[0] ?? '-'})`, b1m?.[1], 5);
-  results.targets = targets;
   console.log('\nTargets (informational)');
   console.log(table(targets, ['target', 'measured', 'met']));
-  console.log(`\nresults: ${saveJson('channel', results)}`);
+  console.log(`\nresults: ${saveJson('channel', results, jsonOut)}`);
 }
 
 // ---- which role this process (or thread) plays -------------------------------
