@@ -7,16 +7,10 @@ import { Command } from 'commander';
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { posix, sysv } from '../index.js';
-import { listObjects, mqueueMounted, objectLabel, MQUEUE_HINT, PACKAGE_TYPES, type IpcObject, type ObjectType } from './objects.js';
+import { GROUPS, listObjects, mqueueMounted, objectLabel, MQUEUE_HINT, PACKAGE_TYPES, type IpcObject, type ObjectType } from './objects.js';
 import { CliError, Exit, exitCodeOf, fail, formatKey, parseTarget, type Target } from './target.js';
 
 const TYPES: readonly ObjectType[] = ['msg', 'shm', 'sem', 'posix-mq', 'posix-shm', 'posix-sem', ...PACKAGE_TYPES];
-/** ipcs's -q, -m, -s, widened to the POSIX objects of the same family. */
-const GROUPS: Record<'queues' | 'memory' | 'semaphores', readonly ObjectType[]> = {
-  queues: ['msg', 'posix-mq', 'channel'],
-  memory: ['shm', 'posix-shm', 'channel', 'mutex', 'condition', 'rwlock'],
-  semaphores: ['sem', 'posix-sem'],
-};
 
 function parseTypes(text: string, previous: ObjectType[] = []): ObjectType[] {
   const out = [...previous];

@@ -20,6 +20,13 @@ export type ObjectType = 'msg' | 'shm' | 'sem' | 'posix-shm' | 'posix-sem' | 'po
 
 export const PACKAGE_TYPES: readonly ObjectType[] = ['channel', 'mutex', 'condition', 'rwlock'];
 
+/** ipcs's -q, -m, -s, widened to the POSIX objects of the same family (ls and top). */
+export const GROUPS: Record<'queues' | 'memory' | 'semaphores', readonly ObjectType[]> = {
+  queues: ['msg', 'posix-mq', 'channel'],
+  memory: ['shm', 'posix-shm', 'channel', 'mutex', 'condition', 'rwlock'],
+  semaphores: ['sem', 'posix-sem'],
+};
+
 export interface IpcObject {
   type: ObjectType;
   family: Family;
@@ -248,8 +255,8 @@ function pidNote(pids: Record<string, number>): string {
 
 // ---- POSIX ----------------------------------------------------------------
 
-/** The first `n` bytes of a file (fewer if it is shorter), or undefined if it cannot be read. */
-function head(path: string, n: number): Buffer | undefined {
+/** Up to `length` bytes of a file from `offset` (fewer if it is shorter), or undefined if it cannot be read. */
+export function readBytes(path: string, offset: number, length: number): Buffer | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -257,8 +264,8 @@ function head(path: string, n: number): Buffer | undefined {
     return undefined;
   }
   try {
-    const b = Buffer.alloc(n);
-    return b.subarray(0, readSync(fd, b, 0, n, 0));
+    const b = Buffer.alloc(length);
+    return b.subarray(0, readSync(fd, b, 0, length, offset));
   } catch {
     return undefined;
   } finally {
@@ -274,9 +281,9 @@ function packageHeader(bytes: Buffer | undefined): { kind: KindName; creatorPid:
 }
 
 // glibc's robust mutex lock word: owner thread id, and two flag bits.
-const FUTEX_TID_MASK = 0x3fffffff;
+export const FUTEX_TID_MASK = 0x3fffffff;
 const FUTEX_OWNER_DIED = 0x40000000;
-const FUTEX_WAITERS = 0x80000000;
+export const FUTEX_WAITERS = 0x80000000;
 const NOT_RECOVERABLE = 0x7fffffff; // __owner of an unrecoverable mutex
 
 /** The state of the robust pthread mutex whose first 12 bytes are `b` (__lock, __count, __owner). */
@@ -309,17 +316,17 @@ function packageDetail(kind: KindName, name: string, path: string, extra: number
       };
     }
     case 'mutex': {
-      const s = mutexState(head(path, HEADER_SIZE + 12)!.subarray(HEADER_SIZE));
+      const s = mutexState(readBytes(path, 0, HEADER_SIZE + 12)!.subarray(HEADER_SIZE));
       if (s.owner) pids.owner = s.owner;
       return { detail: s.text, busy: s.owner > 0 && threadAlive(s.owner) };
     }
     case 'condition': {
-      const b = head(path, HEADER_SIZE + 8)!.subarray(HEADER_SIZE);
+      const b = readBytes(path, 0, HEADER_SIZE + 8)!.subarray(HEADER_SIZE);
       const waiters = b.readInt32LE(4);
       return { detail: `${waiters} waiting, ${b.readUInt32LE(0)} notifies so far`, busy: false };
     }
     case 'rwlock': {
-      const b = head(path, HEADER_SIZE + 64 * (1 + extra)) ?? Buffer.alloc(0);
+      const b = readBytes(path, 0, HEADER_SIZE + 64 * (1 + extra)) ?? Buffer.alloc(0);
       if (b.length < HEADER_SIZE + 64 * (1 + extra)) return { detail: `${extra} reader slots`, busy: false };
       const gate = mutexState(b.subarray(HEADER_SIZE, HEADER_SIZE + 12));
       let readers = 0;
@@ -362,7 +369,7 @@ function posixShmObjects(users: Users): IpcObject[] {
     const common = { family: 'posix' as const, path, uid: st.uid, user: userName(st.uid), gid: st.gid, mode: st.mode & 0o777, size: st.size, attached };
     if (entry.startsWith('sem.')) {
       // glibc's sem_t: a 64-bit word, the value in its low half and the waiter count in its high half.
-      const b = head(path, 8);
+      const b = readBytes(path, 0, 8);
       const values = b && b.length === 8 ? [b.readUInt32LE(0)] : undefined;
       const waiters = b && b.length === 8 ? b.readUInt32LE(4) : 0;
       const detail = values ? `value ${values[0]}${waiters ? `, ${waiters} waiting` : ''}` : 'value unknown (not readable)';
@@ -370,7 +377,7 @@ function posixShmObjects(users: Users): IpcObject[] {
       continue;
     }
     const name = `/${entry}`;
-    const header = packageHeader(head(path, HEADER_SIZE));
+    const header = packageHeader(readBytes(path, 0, HEADER_SIZE));
     if (!header) {
       out.push({ type: 'posix-shm', name, ...common, pids: {}, detail: `${attached.length} mapping it` });
       continue;

@@ -16,7 +16,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import { sysv } from '../index.js';
-import { alive, listObjects, objectLabel, MQUEUE_HINT, PACKAGE_TYPES, type IpcObject, type ObjectType } from './objects.js';
+import { FUTEX_TID_MASK, FUTEX_WAITERS, GROUPS, alive, listObjects, readBytes, objectLabel, MQUEUE_HINT, PACKAGE_TYPES, type IpcObject, type ObjectType } from './objects.js';
 import { Exit, fail } from './target.js';
 
 // ---- the terminal -------------------------------------------------------------
@@ -39,12 +39,6 @@ const MIN_INTERVAL = 100;
 
 // ---- what to show ---------------------------------------------------------------
 
-/** ipcs's -q, -m, -s, widened to the POSIX objects of the same family (as `ls`). */
-const GROUPS: Record<'queues' | 'memory' | 'semaphores', readonly ObjectType[]> = {
-  queues: ['msg', 'posix-mq', 'channel'],
-  memory: ['shm', 'posix-shm', 'channel', 'mutex', 'condition', 'rwlock'],
-  semaphores: ['sem', 'posix-sem'],
-};
 
 /** The order of the default sort: what moves first, then locks, then memory. */
 const TYPE_ORDER: readonly ObjectType[] = ['msg', 'posix-mq', 'channel', 'sem', 'posix-sem', 'mutex', 'condition', 'rwlock', 'shm', 'posix-shm'];
@@ -87,20 +81,8 @@ function parseInterval(text: string): number {
 
 /** `length` bytes at `offset` of a file, or undefined if it cannot be read (gone, no permission, too short). */
 function readAt(path: string, offset: number, length: number): Buffer | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    const b = Buffer.alloc(length);
-    return readSync(fd, b, 0, length, offset) === length ? b : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
+  const b = readBytes(path, offset, length);
+  return b?.length === length ? b : undefined;
 }
 
 // Byte offsets in a channel (docs/channel.md).
@@ -234,9 +216,6 @@ function readChannel(path: string, from: number | undefined): ChannelState | und
   }
 }
 
-// glibc's robust mutex lock word (docs/mutex.md): owner thread id and flags.
-const FUTEX_TID_MASK = 0x3fffffff;
-const FUTEX_WAITERS = 0x80000000;
 const OBJECT_AT = 64; // after this package's object header
 
 // ---- one refresh ----------------------------------------------------------------------
