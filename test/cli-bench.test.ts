@@ -243,11 +243,11 @@ test('bench mutex --only c,try-lock --json --no-progress: only JSON on stdout, n
 // ---- bad input --------------------------------------------------------------------
 
 for (const [args, message] of [
-  [['nope'], /^error: command-argument value 'nope' is invalid for argument 'suite'\. Allowed choices are channel, mutex\.$/],
+  [['nope'], /^interprocess: command-argument value 'nope' is invalid for argument 'suite'\. Allowed choices are channel, mutex\. \(see --help\)$/],
   [['channel', '--only', 'socket,nope'], /^interprocess: unknown case 'nope' in --only \(channel: socket, cp-json, .*\)$/],
   [['--only', 'sock'], /^interprocess: unknown case 'sock' in --only \(channel: .*; mutex: c, .*\)$/],
-  [['channel', '--runs', '0'], /^error: option '--runs <n>' argument '0' is invalid\. Expected a whole number of at least 1\.$/],
-  [['channel', '--runs', 'x'], /^error: option '--runs <n>' argument 'x' is invalid\. Expected a whole number of at least 1\.$/],
+  [['channel', '--runs', '0'], /^interprocess: option '--runs <n>' argument '0' is invalid\. Expected a whole number of at least 1\. \(see --help\)$/],
+  [['channel', '--runs', 'x'], /^interprocess: option '--runs <n>' argument 'x' is invalid\. Expected a whole number of at least 1\. \(see --help\)$/],
   [['mutex', '--runs', '2'], /^interprocess: --runs: the mutex suite runs each case once$/],
 ] as Array<[string[], RegExp]>) {
   test(`bench ${args.join(' ')}: exit 2, one clear line, nothing run`, async (t) => {

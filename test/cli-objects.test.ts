@@ -308,7 +308,7 @@ test('rm removes by id, key, ftok, ipcrm flags and POSIX name; asks for --type w
 test('bad command lines exit 2 with one clear line', T, async () => {
   const cases: Array<[string[], RegExp]> = [
     [['ls', '--type', 'bogus'], /^interprocess: unknown type 'bogus' \(types: msg, shm, sem, /],
-    [['ls', '--frobnicate'], /^error: unknown option '--frobnicate'/],
+    [['ls', '--frobnicate'], /^interprocess: unknown option '--frobnicate' \(see --help\)\n$/],
     [['rm'], /^interprocess: nothing to remove: give a target/],
     [['rm', 'bad/name'], /^interprocess: 'bad\/name' is not a target: use \/name/],
     [['rm', '/a/b'], /^interprocess: a POSIX name is '\/' and then a name without '\/'/],

@@ -16,7 +16,9 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 const program = new Command('interprocess')
   .description('Inter-process communication for Node.js: pipes, FIFOs, shared memory and more.')
   .version(pkg.version)
-  .showHelpAfterError()
+  // Usage errors read like the others: one line, `interprocess: ...`, and where to look.
+  .showHelpAfterError(false)
+  .configureOutput({ outputError: (text, write) => write(`interprocess: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
   .addHelpText('after', exitCodesHelp)
   // Commander exits 1 on a bad command line; shells (and ipcs users) expect 2 for usage errors.
   // Set before the subcommands are added: they inherit it.
