@@ -1,7 +1,7 @@
 /**
  * Channel: ordered, variable-size messages from one or more senders to one
  * receiver through a ring buffer in a named POSIX shared memory object
- * (layout: docs/channel.md).
+ * (layout: docs/channel.md). User documentation is on {@link Channel}.
  *
  * The hot path is plain TypeScript over the SharedArrayBuffer with Atomics:
  * no native call per message. A side that finds nothing to do sleeps; the
@@ -56,10 +56,12 @@ const PEER_CHECK_MS = 100;
 /** Failed attempts before a synchronous wait sleeps (a few microseconds). */
 const SPIN = 4000;
 
+/** Ring size, in bytes, of a channel created without `capacity`: 1 MiB. */
 export const DEFAULT_CAPACITY = 1 << 20;
 
+/** Options of {@link Channel.create}. */
 export interface ChannelCreateOptions {
-  /** Ring size in bytes: a power of two, at least 4096 (default 1 MiB). The largest message is half of it, less 8. */
+  /** Ring size in bytes: a power of two from 4096 to 1 GiB (default 1 MiB). The largest message is half of it, less 8. */
   capacity?: number;
   /** Permission bits, default 0o600. */
   mode?: number;
@@ -72,12 +74,13 @@ export interface ChannelCreateOptions {
    * else wants a particular size, e.g. a power of two for QEMU's ivshmem.
    */
   size?: number;
-  /** See ChannelOpenOptions. */
+  /** See {@link ChannelOpenOptions.pollInterval}. */
   pollInterval?: number;
-  /** See ChannelOpenOptions. */
+  /** See {@link ChannelOpenOptions.foreignPeers}. */
   foreignPeers?: boolean;
 }
 
+/** Options of {@link Channel.open} (and of this handle, in {@link Channel.create}): for peers in a virtual machine. */
 export interface ChannelOpenOptions {
   /**
    * The peers run under another kernel (a guest VM sharing the memory): the
@@ -89,25 +92,32 @@ export interface ChannelOpenOptions {
   /**
    * For a peer that cannot wake this side (a guest VM on ivshmem-plain
    * memory has no futex or doorbell in common with the host): while waiting,
-   * look at the ring every `pollInterval` ms (default 100, the peer check).
+   * look at the ring every `pollInterval` ms (1 to 100; default 100, the peer check).
    */
   pollInterval?: number;
 }
 
 /** What `Channel.inspect()` and `channel.stat()` report. */
 export interface ChannelInfo {
+  /** The channel's name. */
   name: string;
+  /** Ring size in bytes. */
   capacity: number;
+  /** Largest message in bytes. */
   maxMessage: number;
   /** Bytes of the ring in use (messages not yet received, with their framing). */
   used: number;
+  /** Pid of the process that created the channel. */
   creatorPid: number;
+  /** Whether that process still runs (always true with `foreignPeers`). */
   creatorAlive: boolean;
   /** 0 when no receiver is attached. */
   receiverPid: number;
+  /** Whether a receiver is attached and its process runs (a zombie counts as dead). */
   receiverAlive: boolean;
   /** Pids of attached senders (dead ones included: they have not been replaced yet). */
   senderPids: number[];
+  /** How many of `senderPids` still run. */
   liveSenders: number;
   /** Creator dead and no live process attached: nobody can be using it. */
   stale: boolean;
@@ -160,7 +170,63 @@ function busy(name: string, message: string): InvalidArgumentError {
   return new InvalidArgumentError('EBUSY', { errno: -16, path: name, message: `EBUSY: ${message}` });
 }
 
+/**
+ * A channel: ordered, variable-size messages from up to 64 senders to one
+ * receiver through a ring buffer in a named POSIX shared memory object. A
+ * message is written into the ring by a sender and read out by the receiver
+ * with plain memory accesses and `Atomics`: no system call per message (one
+ * wakes the other side only when it sleeps). C programs join in with
+ * include/interprocess.h (layout in docs/channel.md).
+ *
+ * Lifecycle: {@link Channel.create} makes the object (`shm_open`; exclusive
+ * by default), {@link Channel.open} attaches to an existing one;
+ * {@link Channel.close} detaches this handle (the channel and its unread
+ * messages stay), {@link Channel.unlink} removes the name.
+ * {@link Channel.inspect} reports who is attached without attaching.
+ *
+ * Roles: a handle becomes a sender on its first send or reserve (taking one
+ * of 64 sender slots) and *the* receiver on its first receive; a second live
+ * receiver is refused. One handle may do both.
+ *
+ * Waiting: every operation has an async form (waits on a doorbell polled by
+ * libuv, no thread; `timeout` and `signal`), a `...Sync` form (spins
+ * briefly, then sleeps on a futex, blocking the calling thread) and a
+ * `try...` form (never waits). Async calls of one handle are served in call
+ * order; one that times out or is aborted has sent or taken nothing. A peer
+ * that dies ends a wait with a PeerGoneError (EPIPE) within about 100 ms: a
+ * receiver on an empty ring whose senders have all died, a sender on a full
+ * ring whose receiver died. A peer that merely closes its handle is absent,
+ * not gone: the other side waits for the next one.
+ *
+ * Zero-copy: {@link Channel.reserve} gives a view into the ring to write a
+ * message in place, then {@link Channel.commit}; {@link Channel.receiveView}
+ * gives the next message in place, until {@link Channel.release}.
+ *
+ * @example
+ * ```ts
+ * import { Channel } from 'interprocess';
+ *
+ * const ch = Channel.create('/my-channel', { capacity: 1 << 16, mode: 0o600 });
+ *
+ * // a sender (another process, or C with include/interprocess.h):
+ * const tx = Channel.open('/my-channel');
+ * await tx.send('Hello, Channel');
+ * const room = await tx.reserve(5);             // zero-copy: write in place...
+ * room.set([1, 2, 3, 4, 5]);
+ * tx.commit();                                  // ...then publish
+ * tx.close();
+ *
+ * // the receiver:
+ * console.log(`${await ch.receive({ timeout: 1000 })}`);   // Hello, Channel
+ * const view = await ch.receiveView();          // the next message, in place...
+ * console.log([...view]);                       // [ 1, 2, 3, 4, 5 ]
+ * ch.release();                                 // ...until release()
+ * ch.close();
+ * Channel.unlink('/my-channel');
+ * ```
+ */
 export class Channel implements Disposable {
+  /** The channel's name, e.g. '/my-channel'. */
   readonly name: string;
   /** Ring size in bytes. */
   readonly capacity: number;
@@ -231,7 +297,17 @@ export class Channel implements Disposable {
     }
   }
 
-  /** Creates a channel (a POSIX shared memory object holding the ring). */
+  /**
+   * Creates a channel: a POSIX shared memory object of `1024 + capacity`
+   * bytes (or `size`) holding a header, the control words and the ring. With
+   * `exclusive: false`, opens it instead if the name exists; with
+   * `replaceStale`, replaces a stale one (creator dead, nobody attached).
+   *
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and is not stale, with `replaceStale`).
+   * @throws {InvalidArgumentError} A capacity that is not a power of two from 4096 to 1 GiB, a bad
+   *   size, name or option, or (with `exclusive: false`) an object that is not a channel.
+   * @throws {TooLargeError} ENOSPC: the object does not fit in /dev/shm.
+   */
   static create(name: string, options: ChannelCreateOptions = {}): Channel {
     const capacity = options.capacity ?? DEFAULT_CAPACITY;
     v.intInRange(capacity, 'capacity', 4096, 2 ** 30);
@@ -282,16 +358,34 @@ export class Channel implements Disposable {
     }
   }
 
-  /** Opens an existing channel. */
+  /**
+   * Opens an existing channel (waiting up to 2 s for a creator still
+   * initialising it). Attaching as sender or receiver happens on first use.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   * @throws {InvalidArgumentError} The object is not a channel, or its layout is damaged.
+   * @throws {IpcError} ERR_LAYOUT_VERSION: it was made by an incompatible version.
+   */
   static open(name: string, options: ChannelOpenOptions = {}): Channel {
     return openNamed(name, 'channel', (shm) => new Channel(name, shm, options));
   }
 
+  /**
+   * Removes the name (`shm_unlink`); handles already open keep working, and
+   * the memory goes with the last of them.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   */
   static unlink(name: string): void {
     SharedMemory.unlink(name);
   }
 
-  /** Reports a channel's state (who is attached, alive, stale) without attaching to it. */
+  /**
+   * Reports a channel's state (who is attached, alive, stale) without attaching to it.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   * @throws {InvalidArgumentError} The object is not a channel.
+   */
   static inspect(name: string): ChannelInfo {
     const ch = Channel.open(name);
     try {
@@ -301,6 +395,11 @@ export class Channel implements Disposable {
     }
   }
 
+  /**
+   * The channel's state: ring use, creator, receiver and senders, and whether each still runs.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   stat(): ChannelInfo {
     this.#check();
     const creatorPid = readHeader(this.#buffer)!.creatorPid;
@@ -533,14 +632,34 @@ export class Channel implements Disposable {
     if (this.#reservedAt >= 0) throw busy(this.name, 'commit() or discard() the reservation first');
   }
 
-  /** Sends if the ring has room now (and no send of this handle waits); false otherwise. */
+  /**
+   * Sends if the ring has room now (and no send of this handle waits); false
+   * otherwise, also while another sender holds the send lock (writing its
+   * message, or between its reserve() and commit()). Never waits.
+   *
+   * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link Channel.maxMessage}.
+   * @throws {InvalidArgumentError} EBUSY: a reservation of this handle is open, or all 64 sender slots are taken.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   trySend(data: Uint8Array | ArrayBufferView | string): boolean {
     const bytes = this.#bytes(data);
     this.#readyToSend();
     return this.#queues.sender.length === 0 && this.#trySendBytes(bytes);
   }
 
-  /** Sends, waiting without blocking the event loop while the ring is full. Sends of one handle keep their call order. */
+  /**
+   * Copies the message into the ring, waiting without blocking the event loop
+   * (no thread) while the ring is full. Sends of one handle keep their call
+   * order; one that times out or is aborted has sent nothing. It waits for
+   * this handle's own open reservation, if any, to be committed or discarded.
+   *
+   * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link Channel.maxMessage}.
+   * @throws {TimeoutError} ETIMEDOUT: the ring stayed full for `timeout` ms.
+   * @throws {AbortError} `signal` aborted (looked at only once the call has to wait).
+   * @throws {PeerGoneError} EPIPE: the receiver died while the ring was full.
+   * @throws {InvalidArgumentError} EBUSY: all 64 sender slots are taken by live processes.
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
+   */
   send(data: Uint8Array | ArrayBufferView | string, options?: WaitOptions): Promise<void> {
     let bytes: Uint8Array;
     try {
@@ -565,7 +684,16 @@ export class Channel implements Disposable {
     return this.#park(side, attempt, options) as Promise<T>;
   }
 
-  /** Sends, spinning briefly then sleeping (this thread) while the ring is full. */
+  /**
+   * Sends, spinning briefly then sleeping on a futex (blocking this thread)
+   * while the ring is full.
+   *
+   * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link Channel.maxMessage}.
+   * @throws {TimeoutError} ETIMEDOUT: the ring stayed full for `timeout` ms.
+   * @throws {PeerGoneError} EPIPE: the receiver died while the ring was full.
+   * @throws {InvalidArgumentError} EBUSY: a reservation of this handle is open, async sends of this handle are waiting, or all sender slots are taken.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   sendSync(data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
     const bytes = this.#bytes(data);
     if (this.#slot < 0 || this.#reservedAt >= 0 || this.#queues.sender.length) {
@@ -584,6 +712,10 @@ export class Channel implements Disposable {
    * Zero-copy send: room for a message of `length` bytes, as a view into the
    * ring to write the message into, then commit() (or discard()). Other
    * senders wait meanwhile: commit promptly. undefined if there is no room now.
+   *
+   * @throws {TooLargeError} EMSGSIZE: `length` exceeds {@link Channel.maxMessage}.
+   * @throws {InvalidArgumentError} EBUSY: a reservation of this handle is open already, or all sender slots are taken.
+   * @throws {IpcError} EBADF: the handle is closed.
    */
   tryReserve(length: number): Uint8Array | undefined {
     this.#reserveArgs(length);
@@ -592,7 +724,17 @@ export class Channel implements Disposable {
     return at < 0 ? undefined : this.#view(at, length);
   }
 
-  /** As tryReserve(), waiting (without blocking the event loop) for room. */
+  /**
+   * As tryReserve(), waiting (without blocking the event loop) for room, and
+   * for this handle's previous reservation to be committed or discarded.
+   *
+   * @throws {TooLargeError} EMSGSIZE: `length` exceeds {@link Channel.maxMessage}.
+   * @throws {TimeoutError} ETIMEDOUT: no room within `timeout` ms.
+   * @throws {AbortError} `signal` aborted (looked at only once the call has to wait).
+   * @throws {PeerGoneError} EPIPE: the receiver died while the ring was full.
+   * @throws {InvalidArgumentError} EBUSY: all 64 sender slots are taken by live processes.
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
+   */
   reserve(length: number, options?: WaitOptions): Promise<Uint8Array> {
     try {
       this.#check();
@@ -612,7 +754,15 @@ export class Channel implements Disposable {
     );
   }
 
-  /** As tryReserve(), spinning briefly then sleeping (this thread) until there is room. */
+  /**
+   * As tryReserve(), spinning briefly then sleeping (this thread) until there is room.
+   *
+   * @throws {TooLargeError} EMSGSIZE: `length` exceeds {@link Channel.maxMessage}.
+   * @throws {TimeoutError} ETIMEDOUT: no room within `timeout` ms.
+   * @throws {PeerGoneError} EPIPE: the receiver died while the ring was full.
+   * @throws {InvalidArgumentError} EBUSY: a reservation is open already, or async sends of this handle are waiting.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   reserveSync(length: number, options?: { timeout?: number }): Uint8Array {
     this.#reserveArgs(length);
     this.#noAsyncWaits('sender');
@@ -628,7 +778,13 @@ export class Channel implements Disposable {
     this.#checkLength(v.intInRange(length, 'length', 0, 2 ** 32 - 1));
   }
 
-  /** Publishes the reserved message: its first `length` bytes (default: all it reserved). */
+  /**
+   * Publishes the reserved message: its first `length` bytes (default: all it
+   * reserved), and lets the other senders go on.
+   *
+   * @throws {InvalidArgumentError} EBUSY: nothing is reserved; or `length` exceeds what was reserved.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   commit(length?: number): void {
     this.#check();
     if (this.#reservedAt < 0) throw busy(this.name, 'nothing is reserved: call reserve() first');
@@ -636,7 +792,7 @@ export class Channel implements Disposable {
     this.#commitAt(n);
   }
 
-  /** Gives the reserved room back unsent. */
+  /** Gives the reserved room back unsent (nothing happens if nothing is reserved). */
   discard(): void {
     if (this.#reservedAt < 0) return;
     this.#reservedAt = -1;
@@ -737,13 +893,29 @@ export class Channel implements Disposable {
     if (this.#viewNextTail !== -1) throw busy(this.name, 'release() the message view first');
   }
 
-  /** The next message if one is there now (a copy), else undefined. */
+  /**
+   * The next message if one is there now (a copy), else undefined (also while
+   * async receives of this handle wait). Never waits.
+   *
+   * @throws {InvalidArgumentError} EBUSY: another live receiver is attached, or a message view is not released.
+   * @throws {IpcError} EBADF: the handle is closed; EBADMSG: the ring holds a damaged record.
+   */
   tryReceive(): Buffer | undefined {
     this.#readyToReceive();
     return this.#queues.receiver.length ? undefined : this.#tryReceive();
   }
 
-  /** The next message (a copy), waiting without blocking the event loop. Receives of one handle are served in call order. */
+  /**
+   * The next message (a copy), waiting without blocking the event loop (no
+   * thread). Receives of one handle are served in call order; one that times
+   * out or is aborted has taken nothing.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: no message within `timeout` ms.
+   * @throws {AbortError} `signal` aborted (looked at only once the call has to wait).
+   * @throws {PeerGoneError} EPIPE: every attached sender died (after what they published was received).
+   * @throws {InvalidArgumentError} EBUSY: another live receiver is attached.
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
+   */
   receive(options?: WaitOptions): Promise<Buffer> {
     return this.#receiveAsync(this.#receiveAttempt, options);
   }
@@ -759,7 +931,14 @@ export class Channel implements Disposable {
     return this.#nowOrQueued('receiver', attempt, options);
   }
 
-  /** The next message, spinning briefly then sleeping (this thread). */
+  /**
+   * The next message (a copy), spinning briefly then sleeping on a futex (blocking this thread).
+   *
+   * @throws {TimeoutError} ETIMEDOUT: no message within `timeout` ms.
+   * @throws {PeerGoneError} EPIPE: every attached sender died (after what they published was received).
+   * @throws {InvalidArgumentError} EBUSY: another live receiver is attached, a view is not released, or async receives of this handle are waiting.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   receiveSync(options?: { timeout?: number }): Buffer {
     if (!this.#receiver || this.#viewNextTail !== -1 || this.#queues.receiver.length || this.#closed) {
       this.#readyToReceive();
@@ -771,25 +950,41 @@ export class Channel implements Disposable {
   /**
    * Zero-copy receive: the next message as a view into the ring, valid until
    * release() (which gives its room back to the senders); undefined if none.
+   * One view at a time.
+   *
+   * @throws {InvalidArgumentError} EBUSY: another live receiver is attached, or a view is not released.
+   * @throws {IpcError} EBADF: the handle is closed.
    */
   tryReceiveView(): Uint8Array | undefined {
     this.#readyToReceive();
     return this.#queues.receiver.length ? undefined : this.#tryReceiveView();
   }
 
-  /** As tryReceiveView(), waiting without blocking the event loop. */
+  /**
+   * As tryReceiveView(), waiting without blocking the event loop (and, if a
+   * view is out, for its release()). Errors as {@link Channel.receive}.
+   */
   receiveView(options?: WaitOptions): Promise<Uint8Array> {
     return this.#receiveAsync(this.#receiveViewAttempt, options);
   }
 
-  /** As tryReceiveView(), spinning briefly then sleeping (this thread). */
+  /**
+   * As tryReceiveView(), spinning briefly then sleeping (this thread). Errors as
+   * {@link Channel.receiveSync}.
+   */
   receiveViewSync(options?: { timeout?: number }): Uint8Array {
     this.#readyToReceive();
     this.#noAsyncWaits('receiver');
     return this.#tryReceiveView() ?? this.#block('receiver', this.#receiveViewAttempt, options);
   }
 
-  /** Done with the view from receiveView(): its room goes back to the senders. */
+  /**
+   * Done with the view from receiveView(): its room goes back to the senders.
+   * The view must not be used after this.
+   *
+   * @throws {InvalidArgumentError} EBUSY: no view is out.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   release(): void {
     this.#check();
     if (this.#viewNextTail === -1) throw busy(this.name, 'no message view is out: call receiveView() first');
@@ -1051,6 +1246,7 @@ export class Channel implements Disposable {
     }
   }
 
+  /** Whether {@link Channel.close} has been called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -1088,6 +1284,7 @@ export class Channel implements Disposable {
     this.#shm = undefined;
   }
 
+  /** Calls {@link Channel.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,5 +1,6 @@
 /**
- * Process-shared condition variables, paired with a {@link Mutex}.
+ * Process-shared condition variables, paired with a {@link Mutex}. User
+ * documentation is on {@link Condition}.
  *
  * Layout (8 bytes, 4-aligned; docs/mutex.md): a 32-bit sequence number that
  * notify() increments, then a 32-bit count of waiters. wait() reads the
@@ -22,11 +23,55 @@ import type { LockResult, Mutex } from './mutex.js';
 
 const { EAGAIN, ETIMEDOUT, EINTR } = constants.errno;
 
+/** Bytes a Condition occupies in memory (4-byte aligned): a sequence word and a waiter count (docs/mutex.md). */
 export const CONDITION_SIZE = 8;
 const SEQ = 0;
 const WAITERS = 1;
 
+/**
+ * A process-shared condition variable, used with a {@link Mutex} as
+ * `pthread_cond_wait` is with a `pthread_mutex_t`: {@link Condition.wait}
+ * releases the mutex, sleeps until {@link Condition.notify} or
+ * {@link Condition.notifyAll}, and takes the mutex again. It is not a
+ * `pthread_cond_t`: 8 bytes (a sequence number and a waiter count) that
+ * waiters sleep on with a shared futex; C programs use the helpers of
+ * include/interprocess.h (layout in docs/mutex.md).
+ *
+ * Where it lives: in a named POSIX shared memory object of its own
+ * ({@link Condition.create} / {@link Condition.open}, removed with
+ * {@link Condition.unlink}), or at an offset of any SharedArrayBuffer you map
+ * ({@link Condition.init} / {@link Condition.at}). {@link Condition.close}
+ * ends this handle.
+ *
+ * Waiting: `wait()` sleeps on a waiter thread (never one of libuv's pool
+ * threads), with a timeout and an AbortSignal; `waitSync()` blocks the
+ * calling thread. No notify between the release and the sleep is lost; like
+ * `pthread_cond_wait`, a wait may also return without a notify: always
+ * re-check the condition in a loop.
+ *
+ * @example
+ * ```ts
+ * import { Condition, Mutex, posix } from 'interprocess';
+ *
+ * const m = Mutex.create('/my-lock', { mode: 0o600 });
+ * const changed = Condition.create('/my-changed', { mode: 0o600 });
+ * const shm = posix.SharedMemory.create('/my-state', { size: 4096, mode: 0o600 });
+ * const state = new Int32Array(shm.buffer, 0, 1);     // guarded by m
+ *
+ * // waiting side:
+ * await m.withLock(async () => {
+ *   while (state[0] < 3) await changed.wait(m, { timeout: 5000 });   // re-check after each wake-up
+ * });
+ *
+ * // changing side (another process, with Mutex.open, Condition.open, posix.SharedMemory.open):
+ * await m.withLock(() => {
+ *   state[0] = 3;
+ *   changed.notifyAll();
+ * });
+ * ```
+ */
 export class Condition implements Disposable {
+  /** The name of a named condition, or undefined for one placed in your memory. */
   readonly name: string | undefined;
   readonly #words: Int32Array;
   #shm: SharedMemory | undefined;
@@ -47,7 +92,12 @@ export class Condition implements Disposable {
     return new Int32Array(buffer, byteOffset, 2);
   }
 
-  /** Initialises a condition at `byteOffset` of `buffer` (zeroes its 8 bytes). */
+  /**
+   * Initialises a condition at `byteOffset` of `buffer` (zeroes its 8 bytes), before anyone uses it.
+   *
+   * @param byteOffset A multiple of 4, with {@link CONDITION_SIZE} bytes from there in `buffer`.
+   * @throws {InvalidArgumentError} `buffer` is not a SharedArrayBuffer, or the offset is misaligned or too close to its end.
+   */
   static init(buffer: SharedArrayBuffer, byteOffset = 0): Condition {
     const w = Condition.#view(buffer, byteOffset);
     Atomics.store(w, SEQ, 0);
@@ -55,16 +105,34 @@ export class Condition implements Disposable {
     return new Condition(w);
   }
 
-  /** A handle on a condition already at `byteOffset` of `buffer`. */
+  /**
+   * A handle on a condition already at `byteOffset` of `buffer` (by init(), or a C program).
+   *
+   * @throws {InvalidArgumentError} `buffer` is not a SharedArrayBuffer, or the offset is misaligned or too close to its end.
+   */
   static at(buffer: SharedArrayBuffer, byteOffset = 0): Condition {
     return new Condition(Condition.#view(buffer, byteOffset));
   }
 
-  /** Creates a named condition (a POSIX shared memory object). */
+  /**
+   * Creates a named condition (a POSIX shared memory object holding a header
+   * and the condition). With `exclusive: false`, opens it instead if the name exists.
+   *
+   * @param options `mode`: permission bits, default 0o600; `exclusive`: true (default) fails if the name exists.
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and `exclusive` is not false).
+   * @throws {InvalidArgumentError} A bad name or option, or (with `exclusive: false`) the object is not a condition.
+   */
   static create(name: string, options: { mode?: number; exclusive?: boolean } = {}): Condition {
     return createNamed(name, 'condition', { ...options, size: HEADER_SIZE + 64 }, () => {}, (shm) => Condition.#named(name, shm));
   }
 
+  /**
+   * Opens a named condition (waiting up to 2 s for a creator still initialising it).
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   * @throws {InvalidArgumentError} The object is not an interprocess condition.
+   * @throws {IpcError} ERR_LAYOUT_VERSION: it was made by an incompatible version.
+   */
   static open(name: string): Condition {
     return openNamed(name, 'condition', (shm) => Condition.#named(name, shm));
   }
@@ -73,6 +141,11 @@ export class Condition implements Disposable {
     return new Condition(Condition.#view(shm.buffer, HEADER_SIZE), name, shm);
   }
 
+  /**
+   * Removes a named condition's name (`shm_unlink`); handles already open keep working.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   */
   static unlink(name: string): void {
     SharedMemory.unlink(name);
   }
@@ -95,6 +168,12 @@ export class Condition implements Disposable {
    * timeout / abort), and takes `mutex` again before returning or throwing:
    * even a TimeoutError or AbortError leaves the mutex held, as
    * pthread_cond_timedwait does. Resolves with how the mutex was re-taken.
+   * The wait runs on a waiter thread, not the event loop.
+   *
+   * @throws {InvalidArgumentError} This handle of `mutex` does not hold it (checked before anything is released).
+   * @throws {TimeoutError} ETIMEDOUT: no notify within `timeout` ms (the mutex is held again).
+   * @throws {AbortError} `signal` aborted (the mutex is held again).
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting, after re-taking the mutex).
    */
   async wait(mutex: Mutex, options?: WaitOptions): Promise<LockResult> {
     this.#check();
@@ -119,7 +198,14 @@ export class Condition implements Disposable {
     return relocked;
   }
 
-  /** wait() that blocks this thread (timeout only). */
+  /**
+   * wait() that blocks this thread (timeout only), taking the mutex again with
+   * {@link Mutex.lockSync} before returning or throwing.
+   *
+   * @throws {InvalidArgumentError} This handle of `mutex` does not hold it.
+   * @throws {TimeoutError} ETIMEDOUT: no notify within `timeout` ms (the mutex is held again).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   waitSync(mutex: Mutex, options?: { timeout?: number }): LockResult {
     this.#check();
     if (!mutex.held) throw invalidArgument('waitSync() needs the mutex held by this thread');
@@ -139,12 +225,21 @@ export class Condition implements Disposable {
     return relocked;
   }
 
-  /** Wakes one waiter (if any is waiting: no system call otherwise). */
+  /**
+   * Wakes one waiter (if any is waiting: no system call otherwise). Call it
+   * holding the mutex, after changing the state, as with pthread_cond_signal.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   notify(): void {
     this.#wake(1);
   }
 
-  /** Wakes every waiter. */
+  /**
+   * Wakes every waiter (each then re-takes the mutex in turn).
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   notifyAll(): void {
     this.#wake(0x7fffffff);
   }
@@ -155,6 +250,7 @@ export class Condition implements Disposable {
     if (Atomics.load(this.#words, WAITERS) > 0) native.futexWake(this.#words, SEQ, count);
   }
 
+  /** Whether {@link Condition.close} has been called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -168,6 +264,7 @@ export class Condition implements Disposable {
     this.#shm = undefined;
   }
 
+  /** Calls {@link Condition.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

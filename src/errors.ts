@@ -13,24 +13,56 @@
 import { getSystemErrorMap } from 'node:util';
 import { constants } from 'node:os';
 
+/** What an {@link IpcError} is built from (the constructor's second argument). */
 export interface IpcErrorOptions {
   /** errno as Node reports it: negative (e.g. -2 for ENOENT). */
   errno?: number;
+  /** The system call that failed, e.g. 'shm_open'. */
   syscall?: string;
+  /** The object's name or path (POSIX objects, FIFOs, sockets). */
   path?: string;
+  /** The System V key (numeric key_t). */
   key?: number;
   /** Overrides the message derived from the errno description. */
   message?: string;
+  /** The underlying error, set as the standard `cause`. */
   cause?: unknown;
 }
 
-/** Base class of every error this package raises for a failed operation. */
+/**
+ * Base class of every error this package raises for a failed operation.
+ *
+ * Shaped like Node's own system errors: `code` (the errno name, e.g.
+ * 'ENOENT', or a Node-style 'ERR_...' code for an argument rejected before
+ * any system call), `errno` (negative, as in Node), `syscall`, and `path`
+ * (named objects, FIFOs) or `key` (System V). Fields that do not apply are
+ * absent, not undefined. The subclass tells the family, so callers can catch
+ * by meaning rather than by code; an errno with no family (EBADF after
+ * `close()`, for instance) is a plain IpcError.
+ *
+ * @example
+ * ```ts
+ * import { posix, AlreadyExistsError } from 'interprocess';
+ *
+ * try {
+ *   posix.SharedMemory.create('/my-shm', { size: 4096 });
+ * } catch (err) {
+ *   if (!(err instanceof AlreadyExistsError)) throw err;
+ *   console.log(err.code, err.syscall, err.path);   // EEXIST shm_open /my-shm
+ * }
+ * ```
+ */
 export class IpcError extends Error {
+  /** The errno name ('ENOENT', 'EAGAIN'...) or, for a check made before any system call, a Node-style code ('ERR_OUT_OF_RANGE'...). */
   readonly code: string;
   // `declare`: absent fields stay absent (no own property set to undefined), as in Node's errors.
+  /** The errno, negative as Node reports it (-2 for ENOENT); absent when no system call gave one. */
   declare readonly errno?: number;
+  /** The system call that failed, e.g. 'shm_open' or 'msgrcv'. */
   declare readonly syscall?: string;
+  /** The object's name or path: a POSIX object ('/my-shm'), a FIFO, a socket. */
   declare readonly path?: string;
+  /** The System V key involved (print it with {@link formatKey}). */
   declare readonly key?: number;
 
   constructor(code: string, options: IpcErrorOptions = {}) {
@@ -42,6 +74,7 @@ export class IpcError extends Error {
     if (options.key !== undefined) this.key = options.key;
   }
 
+  /** The class name, e.g. 'NotFoundError' (so `String(err)` and stack traces name the family). */
   override get name(): string {
     return this.constructor.name;
   }
@@ -188,10 +221,12 @@ export function invalidArgument(message: string, code = 'ERR_INVALID_ARG_VALUE')
  * name 'AbortError', code 'ABORT_ERR', the signal's reason as `cause`.
  */
 export class AbortError extends Error {
+  /** Always 'ABORT_ERR', as Node's own AbortError. */
   readonly code = 'ABORT_ERR';
   constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
     super(message, options);
   }
+  /** Always 'AbortError'. */
   override get name(): string {
     return 'AbortError';
   }

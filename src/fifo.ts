@@ -19,15 +19,22 @@ import * as v from './internal/validate.js';
 import { abortError, pollUntil, pollUntilSync, signalOf, timeoutError, timeoutOf, type WaitOptions } from './internal/wait.js';
 import type { PipeReader, PipeWriter } from './pipe.js';
 
+/** A FIFO's path: a string, a `file:` URL or a Buffer, as Node's fs takes. */
 export type FifoPath = string | URL | Buffer;
 
-/** Creates a FIFO (`mkfifo(3)`), mode 0o600 unless given (the umask applies, as in C). */
+/**
+ * Creates a FIFO (`mkfifo(3)`), mode 0o600 unless given (the umask applies, as in C).
+ *
+ * @throws {AlreadyExistsError} EEXIST: something exists at `path`.
+ * @throws {NotFoundError} ENOENT: the directory does not exist.
+ * @throws {PermissionError} EACCES: the directory is not writable.
+ */
 export async function mkfifo(path: FifoPath, mode?: number): Promise<void> {
   const p = v.path(path, 'path');
   check(await native.mkfifoAsync(p, v.mode(mode, 0o600)), 'mkfifo', { path: p });
 }
 
-/** Synchronous {@link mkfifo}. */
+/** Synchronous {@link mkfifo}, with the same errors. */
 export function mkfifoSync(path: FifoPath, mode?: number): void {
   const p = v.path(path, 'path');
   check(native.mkfifo(p, v.mode(mode, 0o600)), 'mkfifo', { path: p });
@@ -76,6 +83,10 @@ export function openFifoFd(path: string, flags: number): number | undefined {
 /**
  * Opens a FIFO for reading; returns at once, whether or not a writer exists.
  * The stream ends (EOF) when the last writer closes, as read() returns 0 in C.
+ *
+ * @throws {NotFoundError} ENOENT: nothing at `path`.
+ * @throws {InvalidArgumentError} EINVAL: `path` is not a FIFO (checked before opening it).
+ * @throws {PermissionError} EACCES: the FIFO's mode forbids reading.
  */
 export function openFifoReader(path: FifoPath): PipeReader {
   const p = v.path(path, 'path');
@@ -86,6 +97,10 @@ export function openFifoReader(path: FifoPath): PipeReader {
 /**
  * Opens a FIFO for writing if a reader has it open now; otherwise returns
  * undefined (C: `open(O_WRONLY | O_NONBLOCK)` failing with ENXIO).
+ *
+ * @throws {NotFoundError} ENOENT: nothing at `path`.
+ * @throws {InvalidArgumentError} EINVAL: `path` is not a FIFO (checked before opening it).
+ * @throws {PermissionError} EACCES: the FIFO's mode forbids writing.
  */
 export function tryOpenFifoWriter(path: FifoPath): PipeWriter | undefined {
   const p = v.path(path, 'path');
@@ -98,6 +113,15 @@ export function tryOpenFifoWriter(path: FifoPath): PipeWriter | undefined {
  * Opens a FIFO for writing, waiting until a reader opens it (as C's blocking
  * open does), without blocking the event loop or any thread. Rejects with a
  * TimeoutError after `timeout` ms, or an AbortError when `signal` aborts.
+ * It retries a non-blocking open with a backoff from 1 to 16 ms, since the
+ * kernel offers no event for "a reader arrived"; a C reader blocked in
+ * `open()` counts as a reader.
+ *
+ * @throws {TimeoutError} ETIMEDOUT: no reader within `timeout` ms.
+ * @throws {AbortError} `signal` aborted (an already aborted one before any system call).
+ * @throws {NotFoundError} ENOENT: nothing at `path`.
+ * @throws {InvalidArgumentError} EINVAL: `path` is not a FIFO (checked before opening it).
+ * @throws {PermissionError} EACCES: the FIFO's mode forbids writing.
  */
 export async function openFifoWriter(path: FifoPath, options?: WaitOptions): Promise<PipeWriter> {
   const p = v.path(path, 'path');
@@ -111,7 +135,14 @@ export async function openFifoWriter(path: FifoPath, options?: WaitOptions): Pro
   return streamFromFd(fd, 'write');
 }
 
-/** {@link openFifoWriter} that blocks the calling thread while it waits (timeout only). */
+/**
+ * {@link openFifoWriter} that blocks the calling thread while it waits
+ * (timeout only; without one it waits for a reader forever).
+ *
+ * @throws {TimeoutError} ETIMEDOUT: no reader within `timeout` ms.
+ * @throws {NotFoundError} ENOENT: nothing at `path`.
+ * @throws {InvalidArgumentError} EINVAL: `path` is not a FIFO.
+ */
 export function openFifoWriterSync(path: FifoPath, options?: { timeout?: number }): PipeWriter {
   const p = v.path(path, 'path');
   timeoutOf(options);

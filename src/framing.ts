@@ -17,17 +17,20 @@ import { Transform, type Readable, type Writable, type TransformCallback } from 
 import { PeerGoneError, TooLargeError, invalidArgument } from './errors.js';
 import { intInRange } from './internal/validate.js';
 
+/** Bytes of a frame's header: the payload length, unsigned 32-bit big-endian. */
 export const FRAME_HEADER_SIZE = 4;
 /** Default largest accepted payload: 16 MiB. */
 export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
 /** The format's own bound: the length field is 32 bits. */
 export const MAX_FRAME_SIZE = 0xffffffff;
 
+/** Options of every framing call: the size limit, the same on both ends. */
 export interface FramingOptions {
   /** Largest payload accepted, in bytes (default 16 MiB, at most 2^32 - 1). */
   maxFrameSize?: number;
 }
 
+/** A frame's payload: bytes (a Buffer or any Uint8Array, sent uncopied where possible), or a string sent as UTF-8. */
 export type FramePayload = Uint8Array | string;
 
 function maxOf(o: FramingOptions | undefined): number {
@@ -59,7 +62,11 @@ function checkedPayload(payload: FramePayload, max: number): Uint8Array {
   return bytes;
 }
 
-/** One frame (header + payload) as a single Buffer. */
+/**
+ * One frame (header + payload) as a single Buffer.
+ *
+ * @throws {TooLargeError} EMSGSIZE: the payload exceeds `maxFrameSize`.
+ */
 export function encodeFrame(payload: FramePayload, options?: FramingOptions): Buffer {
   const bytes = checkedPayload(payload, maxOf(options));
   const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + bytes.byteLength);
@@ -72,6 +79,18 @@ export function encodeFrame(payload: FramePayload, options?: FramingOptions): Bu
  * Writes one frame to `stream` without copying the payload; header and payload
  * go out in one write request, so frames from one process never interleave.
  * Resolves once the stream has accepted the data (its write callback).
+ *
+ * @example
+ * ```ts
+ * import { pipe, writeFrame, FrameReader } from 'interprocess';
+ *
+ * const { readable, writable } = pipe();
+ * await writeFrame(writable, 'first message', { maxFrameSize: 1024 });
+ * const frames = new FrameReader(readable, { maxFrameSize: 1024 });
+ * console.log(`${await frames.read()}`);   // first message
+ * ```
+ *
+ * @throws {TooLargeError} EMSGSIZE: the payload exceeds `maxFrameSize`; thrown synchronously, nothing written.
  */
 export function writeFrame(stream: Writable, payload: FramePayload, options?: FramingOptions): Promise<void> {
   const bytes = checkedPayload(payload, maxOf(options));
@@ -86,6 +105,9 @@ export function writeFrame(stream: Writable, payload: FramePayload, options?: Fr
 /**
  * Incremental frame parser: feed it chunks, it calls back with whole frames.
  * A frame that arrives in one chunk is passed on as a view of that chunk.
+ * Oversize frames are skipped as their bytes arrive (never buffered) and
+ * reported to `onOversize`. {@link FrameReader} and {@link FrameDecoder} are
+ * built on it.
  */
 export class FrameParser {
   readonly #max: number;
@@ -96,6 +118,10 @@ export class FrameParser {
   #got = 0;
   #skip = 0;
 
+  /**
+   * @param onFrame Called with each whole frame's payload.
+   * @param onOversize Called with a TooLargeError (EMSGSIZE) for each frame past `maxFrameSize`, which is skipped.
+   */
   constructor(
     options: FramingOptions | undefined,
     private readonly onFrame: (frame: Buffer) => void,
@@ -116,6 +142,7 @@ export class FrameParser {
     return `${this.#headerBytes} of ${FRAME_HEADER_SIZE} header bytes`;
   }
 
+  /** Feeds the next bytes of the stream; calls back for every frame they complete, in order. */
   push(input: Uint8Array): void {
     const chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     let at = 0;
@@ -177,6 +204,7 @@ const COALESCE_LIMIT = 64 * 1024;
  * the stream stays usable.
  */
 export class FrameEncoder extends Transform {
+  /** The largest payload written, in bytes. */
   readonly maxFrameSize: number;
 
   constructor(options?: FramingOptions) {
@@ -195,6 +223,7 @@ export class FrameEncoder extends Transform {
     return (super.end as (...a: unknown[]) => this)(chunk, encoding, cb);
   }
 
+  /** Transform's hook, called by the stream machinery (not by you): one chunk in, one frame out. */
   override _transform(chunk: FramePayload, _encoding: BufferEncoding, callback: TransformCallback): void {
     const bytes = toBytes(chunk);
     if (bytes.byteLength <= COALESCE_LIMIT) {
@@ -227,11 +256,13 @@ export class FrameDecoder extends Transform {
     );
   }
 
+  /** Transform's hook, called by the stream machinery (not by you): bytes in, whole frames pushed out. */
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#parser.push(chunk);
     callback();
   }
 
+  /** Transform's hook at the end of input: fails the stream with ERR_FRAME_TRUNCATED (a PeerGoneError) if it ended mid-frame. */
   override _flush(callback: TransformCallback): void {
     callback(this.#parser.midFrame ? truncated(this.#parser) : null);
   }
@@ -297,6 +328,7 @@ export class FrameReader implements AsyncIterable<Buffer> {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
+  /** `for await (const frame of reader)`: {@link FrameReader.read} until null; an oversize frame's TooLargeError ends the loop (iterate again to go on). */
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
     for (;;) {
       const frame = await this.read();

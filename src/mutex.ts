@@ -1,5 +1,5 @@
 /**
- * Process-shared robust mutexes.
+ * Process-shared robust mutexes. User documentation is on {@link Mutex}.
  *
  * A Mutex is glibc's `pthread_mutex_t`, initialised PTHREAD_PROCESS_SHARED,
  * PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK, in shared memory: a C
@@ -34,8 +34,9 @@ import * as v from './internal/validate.js';
 const { EBUSY, EDEADLK, EPERM, ETIMEDOUT, EINVAL } = constants.errno;
 const { EOWNERDEAD, ENOTRECOVERABLE } = native.lockErrno;
 
-/** Bytes a Mutex occupies in memory (sizeof(pthread_mutex_t)), and its alignment. */
+/** Bytes a Mutex occupies in memory: sizeof(pthread_mutex_t) on this platform (40 on x86-64 glibc). */
 export const MUTEX_SIZE: number = native.MUTEX_SIZE;
+/** The alignment a Mutex's byte offset must have: alignof(pthread_mutex_t). */
 export const MUTEX_ALIGN: number = native.MUTEX_ALIGN;
 /** Size of a named mutex object: the header, then the pthread_mutex_t at offset 64. */
 const NAMED_SIZE = HEADER_SIZE + 64;
@@ -46,6 +47,7 @@ const SPIN_TRIES = 100;
 /** How a lock was acquired: normally, or from a holder that died holding it. */
 export type LockResult = 'locked' | 'owner-died';
 
+/** Options of {@link Mutex.create}. */
 export interface CreateOptions {
   /** Permission bits, default 0o600. */
   mode?: number;
@@ -55,8 +57,11 @@ export interface CreateOptions {
 
 /** What `acquire()` gives: the lock, released by `using` or `release()`. */
 export interface MutexGuard extends Disposable {
+  /** How the lock was acquired: 'owner-died' means repair the state, then {@link MutexGuard.markConsistent}. */
   readonly result: LockResult;
+  /** {@link Mutex.markConsistent} on the guarded mutex. */
   markConsistent(): void;
+  /** Unlocks the mutex; later calls (and the dispose at the end of a `using` scope) do nothing. */
   release(): void;
 }
 
@@ -68,6 +73,58 @@ function view(buffer: SharedArrayBuffer, byteOffset: number): Uint8Array {
   return new Uint8Array(buffer, byteOffset, MUTEX_SIZE);
 }
 
+/**
+ * A process-shared robust mutex: glibc's `pthread_mutex_t`, initialised
+ * PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST and PTHREAD_MUTEX_ERRORCHECK,
+ * in shared memory, so a C program calling `pthread_mutex_lock` on the same
+ * bytes shares the lock (docs/mutex.md; C helpers in include/interprocess.h).
+ *
+ * Where it lives: either in a named POSIX shared memory object of its own
+ * ({@link Mutex.create} / {@link Mutex.open}, removed with
+ * {@link Mutex.unlink}), or at an offset of any SharedArrayBuffer you map
+ * ({@link Mutex.init} to initialise it, {@link Mutex.at} to use one already
+ * there). {@link Mutex.close} ends this handle (releasing the lock if it
+ * holds it); the mutex itself stays.
+ *
+ * Locking: {@link Mutex.lock} never blocks the event loop (a busy lock is
+ * watched by a waiter thread that never takes it; this thread retries when it
+ * is released), with a timeout and an AbortSignal, and leaves nothing taken
+ * when it gives up. {@link Mutex.lockSync} blocks the calling thread,
+ * {@link Mutex.tryLock} never waits; {@link Mutex.withLock} and
+ * {@link Mutex.acquire} release it for you. Uncontended, lock + unlock make no
+ * system call.
+ *
+ * Robustness: when a holder dies, the kernel marks the lock; the next locker
+ * gets it with the result 'owner-died', repairs the protected state and calls
+ * {@link Mutex.markConsistent}. Unlocking without doing so makes the lock
+ * unrecoverable: every later lock fails with a NotRecoverableError, never hangs.
+ *
+ * The owner is the thread: several async lock() calls of one handle take
+ * turns; lockSync() of a lock this thread holds is a DeadlockError;
+ * unlocking a lock this handle does not hold is a PermissionError.
+ *
+ * @example
+ * ```ts
+ * import { Mutex, posix } from 'interprocess';
+ *
+ * const shm = posix.SharedMemory.create('/my-state', { size: 4096, mode: 0o600 });
+ * const m = Mutex.init(shm.buffer, 0);                 // a pthread_mutex_t at offset 0
+ * const counter = new Int32Array(shm.buffer, 64, 1);
+ *
+ * // any process that maps '/my-state' uses Mutex.at(shm.buffer, 0):
+ * await m.withLock(() => counter[0]++);                // always unlocks
+ *
+ * const state = await m.lock({ timeout: 5000 });
+ * if (state === 'owner-died') {
+ *   counter[0] = 0;                                    // repair what the lock protects...
+ *   m.markConsistent();                                // ...then say so
+ * }
+ * m.unlock();
+ * m.close();
+ * shm.close();
+ * posix.SharedMemory.unlink('/my-state');
+ * ```
+ */
 export class Mutex implements Disposable {
   /** The name of a named mutex, or undefined for one placed in your memory. */
   readonly name: string | undefined;
@@ -85,7 +142,14 @@ export class Mutex implements Disposable {
     this.#shm = shm;
   }
 
-  /** Initialises a new mutex at `byteOffset` of `buffer` (which must be shared memory for other processes to see it). */
+  /**
+   * Initialises a new mutex at `byteOffset` of `buffer` (which must be shared
+   * memory for other processes to see it): `pthread_mutex_init`. Only once,
+   * before anyone uses it: initialising a mutex in use breaks it.
+   *
+   * @param byteOffset A multiple of {@link MUTEX_ALIGN}, with {@link MUTEX_SIZE} bytes from there in `buffer`.
+   * @throws {InvalidArgumentError} `buffer` is not a SharedArrayBuffer, or the offset is misaligned or too close to its end.
+   */
   static init(buffer: SharedArrayBuffer, byteOffset = 0): Mutex {
     const m = view(buffer, byteOffset);
     const r = native.mutexInit(m);
@@ -93,17 +157,34 @@ export class Mutex implements Disposable {
     return new Mutex(m);
   }
 
-  /** A handle on a mutex already initialised at `byteOffset` of `buffer` (by init(), or a C program). */
+  /**
+   * A handle on a mutex already initialised at `byteOffset` of `buffer` (by init(), or a C program).
+   *
+   * @throws {InvalidArgumentError} `buffer` is not a SharedArrayBuffer, or the offset is misaligned or too close to its end.
+   */
   static at(buffer: SharedArrayBuffer, byteOffset = 0): Mutex {
     return new Mutex(view(buffer, byteOffset));
   }
 
-  /** Creates a named mutex (a POSIX shared memory object holding it). */
+  /**
+   * Creates a named mutex: a POSIX shared memory object holding a header and
+   * the `pthread_mutex_t` (at offset 64). With `exclusive: false`, opens it
+   * instead if the name exists.
+   *
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and `exclusive` is not false).
+   * @throws {InvalidArgumentError} A bad name or option, or (with `exclusive: false`) the object is not a mutex.
+   */
   static create(name: string, options: CreateOptions = {}): Mutex {
     return createNamed(name, 'mutex', { ...options, size: NAMED_SIZE }, (b) => Mutex.init(b, HEADER_SIZE), (shm) => Mutex.#named(name, shm));
   }
 
-  /** Opens a named mutex. */
+  /**
+   * Opens a named mutex (waiting up to 2 s for a creator still initialising it).
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   * @throws {InvalidArgumentError} The object is not an interprocess mutex.
+   * @throws {IpcError} ERR_LAYOUT_VERSION: it was made by an incompatible version.
+   */
   static open(name: string): Mutex {
     return openNamed(name, 'mutex', (shm) => Mutex.#named(name, shm));
   }
@@ -112,7 +193,11 @@ export class Mutex implements Disposable {
     return new Mutex(view(shm.buffer, HEADER_SIZE), name, shm);
   }
 
-  /** Removes a named mutex's name; handles already open keep working. */
+  /**
+   * Removes a named mutex's name (`shm_unlink`); handles already open keep working.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   */
   static unlink(name: string): void {
     SharedMemory.unlink(name);
   }
@@ -130,7 +215,11 @@ export class Mutex implements Disposable {
     return this.#held;
   }
 
-  /** The thread id the lock word names as owner (0 when free), for diagnostics. */
+  /**
+   * The thread id the lock word names as owner (0 when free), for diagnostics.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   get ownerTid(): number {
     this.#check();
     return native.mutexOwner(this.#view);
@@ -160,7 +249,13 @@ export class Mutex implements Disposable {
     throw systemError(r, syscall, this.#where);
   }
 
-  /** Takes the lock if it is free now: 'busy' if not (also when this thread holds it). */
+  /**
+   * `pthread_mutex_trylock`: takes the lock if it is free now; 'busy' if not
+   * (also when this thread holds it). Never waits.
+   *
+   * @throws {NotRecoverableError} ENOTRECOVERABLE: see {@link Mutex.markConsistent}.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   tryLock(): LockResult | 'busy' {
     this.#check();
     if (this.#held) return 'busy';
@@ -169,7 +264,16 @@ export class Mutex implements Disposable {
     return this.#result(r, 'pthread_mutex_trylock') ?? 'busy';
   }
 
-  /** Takes the lock, blocking this thread while it is busy. */
+  /**
+   * `pthread_mutex_lock` (`pthread_mutex_clocklock` with a timeout): takes
+   * the lock, blocking this thread while it is busy.
+   *
+   * @returns 'locked', or 'owner-died' if its holder died holding it (repair, then {@link Mutex.markConsistent}).
+   * @throws {TimeoutError} ETIMEDOUT: still busy after `timeout` ms.
+   * @throws {DeadlockError} EDEADLK: this thread holds it already.
+   * @throws {NotRecoverableError} ENOTRECOVERABLE: see {@link Mutex.markConsistent}.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   lockSync(options?: { timeout?: number }): LockResult {
     this.#check();
     const timeout = timeoutOf(options);
@@ -179,7 +283,19 @@ export class Mutex implements Disposable {
     return this.#result(r, 'pthread_mutex_lock')!;
   }
 
-  /** Takes the lock without blocking the event loop. */
+  /**
+   * Takes the lock without blocking the event loop: a few `trylock`s, then a
+   * waiter thread watches the lock word and this thread tries again when it
+   * is released. Several lock() calls of one handle take turns. A timeout,
+   * abort or close() leaves nothing taken.
+   *
+   * @returns 'locked', or 'owner-died' if its holder died holding it (repair, then {@link Mutex.markConsistent}).
+   * @throws {TimeoutError} ETIMEDOUT: still busy after `timeout` ms.
+   * @throws {AbortError} `signal` aborted.
+   * @throws {DeadlockError} EDEADLK: this thread holds it through another handle.
+   * @throws {NotRecoverableError} ENOTRECOVERABLE: see {@link Mutex.markConsistent}.
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
+   */
   async lock(options?: WaitOptions): Promise<LockResult> {
     this.#check();
     const timeout = timeoutOf(options);
@@ -252,7 +368,13 @@ export class Mutex implements Disposable {
     });
   }
 
-  /** Releases the lock. PermissionError if this thread (handle) does not hold it. */
+  /**
+   * `pthread_mutex_unlock`: releases the lock, and hands this handle's turn to
+   * its next waiting lock() call.
+   *
+   * @throws {PermissionError} EPERM: this handle does not hold it.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   unlock(): void {
     this.#check();
     if (!this.#held) {
@@ -266,7 +388,13 @@ export class Mutex implements Disposable {
 
   /**
    * After a lock returned 'owner-died' and the protected state is repaired:
-   * marks the mutex consistent, so it keeps working after unlock().
+   * marks the mutex consistent (`pthread_mutex_consistent`), so it keeps
+   * working after unlock(). Unlocking an owner-died mutex without this makes
+   * it unrecoverable: every later lock, here or in C, fails with
+   * ENOTRECOVERABLE.
+   *
+   * @throws {InvalidArgumentError} EINVAL: the mutex is not in the owner-died state, or this thread does not hold it.
+   * @throws {IpcError} EBADF: the handle is closed.
    */
   markConsistent(): void {
     this.#check();
@@ -277,7 +405,10 @@ export class Mutex implements Disposable {
     if (r < 0) throw systemError(r, 'pthread_mutex_consistent', this.#where);
   }
 
-  /** Takes the lock; `using guard = await m.acquire()` releases it at the end of the scope. */
+  /**
+   * Takes the lock as {@link Mutex.lock} does (same options and errors);
+   * `using guard = await m.acquire()` releases it at the end of the scope.
+   */
   async acquire(options?: WaitOptions): Promise<MutexGuard> {
     const result = await this.lock(options);
     let released = false;
@@ -293,6 +424,8 @@ export class Mutex implements Disposable {
    * Runs `fn` holding the lock and always releases it. If the previous holder
    * died, `fn` gets 'owner-died' and must repair the state; returning normally
    * marks the mutex consistent, throwing leaves it to become unrecoverable.
+   * Waits as {@link Mutex.lock} does (same options and errors); resolves with
+   * what `fn` returns, or rejects with what it throws.
    */
   async withLock<T>(fn: (result: LockResult) => T | Promise<T>, options?: WaitOptions): Promise<T> {
     const result = await this.lock(options);
@@ -305,6 +438,7 @@ export class Mutex implements Disposable {
     }
   }
 
+  /** Whether {@link Mutex.close} has been called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -321,6 +455,7 @@ export class Mutex implements Disposable {
     this.#shm = undefined;
   }
 
+  /** Calls {@link Mutex.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

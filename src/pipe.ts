@@ -20,8 +20,11 @@ export type PipeReader = net.Socket;
 /** A writable stream over the write end of a pipe or FIFO. */
 export type PipeWriter = net.Socket;
 
+/** Both ends of an anonymous pipe, as {@link pipe} returns them. */
 export interface Pipe {
+  /** The read end: a readable stream that ends when every write end is closed. */
   readable: PipeReader;
+  /** The write end: closing it (`end()`) gives the reader end-of-file. */
   writable: PipeWriter;
 }
 
@@ -31,20 +34,47 @@ function rawPipe(): [number, number] {
   return r as [number, number];
 }
 
-/** Creates an anonymous pipe with both ends as streams in this process. */
+/**
+ * Creates an anonymous pipe (`pipe(2)`) with both ends as streams in this
+ * process; libuv polls them, so reads and writes never block a thread.
+ *
+ * @example
+ * ```ts
+ * import { pipe } from 'interprocess';
+ *
+ * const { readable, writable } = pipe();
+ * writable.end('Hello, pipe');
+ * for await (const chunk of readable) console.log(`${chunk}`);
+ * ```
+ *
+ * @throws {IpcError} EMFILE: out of descriptors.
+ */
 export function pipe(): Pipe {
   const [r, w] = rawPipe();
   return { readable: streamFromFd(r, 'read'), writable: streamFromFd(w, 'write') };
 }
 
-/** Wraps an inherited descriptor (e.g. 3) holding the read end of a pipe. */
+/**
+ * Wraps an inherited descriptor (e.g. 3) holding the read end of a pipe (or
+ * a FIFO or socket), as a child started by {@link spawnWithPipes} or by a C
+ * parent finds it. The stream owns the descriptor from now on.
+ *
+ * @throws {InvalidArgumentError} The descriptor is not a pipe, FIFO or socket, or is not open for reading.
+ * @throws {IpcError} EBADF: the descriptor is not open.
+ */
 export function pipeReader(fd: number): PipeReader {
   nonNegativeInt(fd, 'fd');
   checkStreamFd(fd, 'read');
   return streamFromFd(fd, 'read');
 }
 
-/** Wraps an inherited descriptor (e.g. 4) holding the write end of a pipe. */
+/**
+ * Wraps an inherited descriptor (e.g. 4) holding the write end of a pipe (or
+ * a FIFO or socket). The stream owns the descriptor from now on.
+ *
+ * @throws {InvalidArgumentError} The descriptor is not a pipe, FIFO or socket, or is not open for writing.
+ * @throws {IpcError} EBADF: the descriptor is not open.
+ */
 export function pipeWriter(fd: number): PipeWriter {
   nonNegativeInt(fd, 'fd');
   checkStreamFd(fd, 'write');
@@ -54,12 +84,15 @@ export function pipeWriter(fd: number): PipeWriter {
 /** Which way data flows through an extra pipe, seen from the parent. */
 export type PipeDirection = 'toChild' | 'fromChild';
 
+/** Node's `spawn` options, plus the extra pipes to give the child. */
 export interface PipedSpawnOptions extends SpawnOptions {
   /** One entry per extra pipe; the child sees them at consecutive descriptors after stdio. */
   pipes: PipeDirection[];
 }
 
+/** What {@link spawnWithPipes} returns. */
 export interface PipedChild {
+  /** The child, as `child_process.spawn` returns it (its stdio as asked for in the options). */
   child: ChildProcess;
   /** The parent's end of each pipe, in the order of `options.pipes`: writers for 'toChild', readers for 'fromChild'. */
   pipes: net.Socket[];
@@ -80,6 +113,10 @@ function stdioArray(stdio: StdioOptions | undefined): unknown[] {
  * blocking descriptors, as C's pipe() makes them; the parent closes its copies
  * of them right after the spawn, so end-of-file works as in C: the reader sees
  * EOF once every writer has closed.
+ *
+ * @param options Node's spawn options (stdio defaults to three pipes, as
+ *   spawn's), plus `pipes`: one direction per extra pipe.
+ * @throws {InvalidArgumentError} `options.pipes` is not an array of 'toChild' / 'fromChild'.
  *
  * ```ts
  * const { child, pipes: [toChild] } = spawnWithPipes('./reader', [], { pipes: ['toChild'] });

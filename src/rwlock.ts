@@ -1,5 +1,6 @@
 /**
- * Process-shared, writer-preferring, robust read-write locks.
+ * Process-shared, writer-preferring, robust read-write locks. User
+ * documentation is on {@link RwLock}.
  *
  * Built only from robust pthread mutexes (see {@link Mutex}), so the kernel
  * itself notices a dead reader or writer (docs/mutex.md):
@@ -28,6 +29,7 @@ import * as v from './internal/validate.js';
 import { Mutex, MUTEX_ALIGN, type LockResult } from './mutex.js';
 
 const STRIDE = 64;
+/** Reader slots of an RwLock when none are given: at most this many readers hold it at once. */
 export const DEFAULT_READER_SLOTS = 32;
 /** How long (ms) a reader that found every slot taken watches one before trying all again. */
 const SLOT_WATCH_MS = [1, 2, 4, 8, 16];
@@ -37,16 +39,60 @@ export function rwlockSize(slots = DEFAULT_READER_SLOTS): number {
   return STRIDE * (1 + slots);
 }
 
+/** Options of {@link RwLock.create}. */
 export interface RwLockCreateOptions {
   /** Permission bits, default 0o600. */
   mode?: number;
   /** true (default): AlreadyExistsError if the name exists; false: open it instead. */
   exclusive?: boolean;
-  /** How many readers may hold the lock at once (default 32). */
+  /** How many readers may hold the lock at once, 1 to 4096 (default 32). Ignored when opening an existing lock. */
   slots?: number;
 }
 
+/**
+ * A process-shared, writer-preferring, robust read-write lock, built only
+ * from robust pthread mutexes (see {@link Mutex}), so the kernel itself
+ * notices a reader or writer that dies holding it (layout in docs/mutex.md;
+ * C helpers in include/interprocess.h).
+ *
+ * Any number of readers up to {@link RwLock.slots} (default 32) hold it at
+ * once, or one writer. A writer first closes the gate (new readers queue
+ * behind it, so writers do not starve), then waits for the readers inside to
+ * leave. A dead reader or writer never blocks the lock: the next one to meet
+ * its mutex repairs it and goes on; a lock taken after a writer died
+ * resolves 'owner-died' (the data may be half-written).
+ *
+ * Where it lives: in a named POSIX shared memory object of its own
+ * ({@link RwLock.create} / {@link RwLock.open}, removed with
+ * {@link RwLock.unlink}), or at an offset of any SharedArrayBuffer you map
+ * ({@link RwLock.init} / {@link RwLock.at}, {@link rwlockSize} bytes).
+ * {@link RwLock.close} releases what this handle holds and ends it.
+ *
+ * Each way of locking has an async form (never blocks the event loop;
+ * timeout and AbortSignal), a `...Sync` form (blocks the calling thread) and
+ * a `try...` form (never waits), and `withReadLock` / `withWriteLock` release
+ * it for you.
+ *
+ * @example
+ * ```ts
+ * import { RwLock } from 'interprocess';
+ *
+ * const lock = RwLock.create('/my-rwlock', { mode: 0o600 });   // others: RwLock.open('/my-rwlock')
+ * await lock.withReadLock(() => {
+ *   // read the shared state: other readers may be here too
+ * });
+ * await lock.withWriteLock((result) => {
+ *   if (result === 'owner-died') {
+ *     // a writer died mid-write: repair the shared state first
+ *   }
+ *   // write the shared state: alone
+ * }, { timeout: 5000 });
+ * lock.close();
+ * RwLock.unlink('/my-rwlock');
+ * ```
+ */
 export class RwLock implements Disposable {
+  /** The name of a named lock, or undefined for one placed in your memory. */
   readonly name: string | undefined;
   /** Reader slots: the most readers that can hold the lock at once. */
   readonly slots: number;
@@ -76,7 +122,14 @@ export class RwLock implements Disposable {
     }
   }
 
-  /** Initialises a lock at `byteOffset` of `buffer` (rwlockSize(slots) bytes). */
+  /**
+   * Initialises a lock at `byteOffset` of `buffer` (rwlockSize(slots) bytes),
+   * before anyone uses it. Every user must then give the same `slots`.
+   *
+   * @param byteOffset A multiple of {@link MUTEX_ALIGN}.
+   * @param slots Reader slots, 1 to 4096.
+   * @throws {InvalidArgumentError} `buffer` is not a SharedArrayBuffer, a bad offset or `slots`, or too few bytes from the offset.
+   */
   static init(buffer: SharedArrayBuffer, byteOffset = 0, slots = DEFAULT_READER_SLOTS): RwLock {
     RwLock.#check(buffer, byteOffset, slots);
     Mutex.init(buffer, byteOffset);
@@ -84,13 +137,24 @@ export class RwLock implements Disposable {
     return new RwLock(buffer, byteOffset, slots);
   }
 
-  /** A handle on a lock already initialised at `byteOffset` of `buffer` with `slots` slots. */
+  /**
+   * A handle on a lock already initialised at `byteOffset` of `buffer` with `slots` slots (by init(), or a C program).
+   *
+   * @throws {InvalidArgumentError} `buffer` is not a SharedArrayBuffer, a bad offset or `slots`, or too few bytes from the offset.
+   */
   static at(buffer: SharedArrayBuffer, byteOffset = 0, slots = DEFAULT_READER_SLOTS): RwLock {
     RwLock.#check(buffer, byteOffset, slots);
     return new RwLock(buffer, byteOffset, slots);
   }
 
-  /** Creates a named lock (a POSIX shared memory object). */
+  /**
+   * Creates a named lock: a POSIX shared memory object holding a header (which
+   * records `slots`) and the lock. With `exclusive: false`, opens it instead if
+   * the name exists.
+   *
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and `exclusive` is not false).
+   * @throws {InvalidArgumentError} A bad name or option, or (with `exclusive: false`) the object is not an rwlock.
+   */
   static create(name: string, options: RwLockCreateOptions = {}): RwLock {
     const slots = v.intInRange(options.slots ?? DEFAULT_READER_SLOTS, 'slots', 1, 4096);
     return createNamed(
@@ -102,6 +166,14 @@ export class RwLock implements Disposable {
     );
   }
 
+  /**
+   * Opens a named lock, with the slot count its creator recorded (waiting up
+   * to 2 s for a creator still initialising it).
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   * @throws {InvalidArgumentError} The object is not an interprocess rwlock.
+   * @throws {IpcError} ERR_LAYOUT_VERSION: it was made by an incompatible version.
+   */
   static open(name: string): RwLock {
     return openNamed(name, 'rwlock', (shm, h) => RwLock.#named(name, shm, h.extra));
   }
@@ -111,6 +183,11 @@ export class RwLock implements Disposable {
     return new RwLock(shm.buffer, HEADER_SIZE, slots, name, shm);
   }
 
+  /**
+   * Removes a named lock's name (`shm_unlink`); handles already open keep working.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   */
   static unlink(name: string): void {
     SharedMemory.unlink(name);
   }
@@ -123,7 +200,7 @@ export class RwLock implements Disposable {
     if (this.#closed) throw closedError('rwlock handle', this.#where);
   }
 
-  /** Readers this handle holds. */
+  /** How many read locks this handle holds (one per readLock() not yet unlocked). */
   get readers(): number {
     return this.#reading.length;
   }
@@ -236,6 +313,12 @@ export class RwLock implements Disposable {
   /**
    * Takes the lock for reading, without blocking the event loop. Resolves
    * 'owner-died' if a writer died holding it (the data may be half-written).
+   * One handle may hold several read locks (each takes a slot).
+   *
+   * @throws {TimeoutError} ETIMEDOUT: not taken within `timeout` ms (nothing held).
+   * @throws {AbortError} `signal` aborted (nothing held).
+   * @throws {DeadlockError} EDEADLK: this thread holds the write lock (through this handle or another), or every reader slot.
+   * @throws {IpcError} EBADF: the handle is closed.
    */
   async readLock(options?: WaitOptions): Promise<LockResult> {
     this.#open();
@@ -250,7 +333,13 @@ export class RwLock implements Disposable {
     return gate;
   }
 
-  /** readLock() that blocks this thread. */
+  /**
+   * readLock() that blocks this thread (timeout only).
+   *
+   * @throws {TimeoutError} ETIMEDOUT: not taken within `timeout` ms (nothing held).
+   * @throws {DeadlockError} EDEADLK: this thread holds the write lock (through this handle or another), or every reader slot.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   readLockSync(options?: { timeout?: number }): LockResult {
     this.#open();
     if (this.#writing) throw new DeadlockError('EDEADLK', { errno: -35, ...this.#where, message: 'EDEADLK: this handle holds the write lock' });
@@ -267,7 +356,12 @@ export class RwLock implements Disposable {
     return gate;
   }
 
-  /** Takes the lock for reading if that needs no waiting: 'busy' otherwise. */
+  /**
+   * Takes the lock for reading if that needs no waiting: 'busy' otherwise
+   * (also while this handle holds the write lock).
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   tryReadLock(): LockResult | 'busy' {
     this.#open();
     if (this.#writing) return 'busy';
@@ -289,7 +383,12 @@ export class RwLock implements Disposable {
     }
   }
 
-  /** Releases one read lock this handle holds. */
+  /**
+   * Releases one read lock this handle holds (the most recent).
+   *
+   * @throws {InvalidArgumentError} This handle holds no read lock.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   readUnlock(): void {
     this.#open();
     const slot = this.#reading.pop();
@@ -301,6 +400,11 @@ export class RwLock implements Disposable {
    * Takes the lock for writing, without blocking the event loop: waits for
    * the gate, then for the readers inside to leave. Resolves 'owner-died' if
    * the previous writer died holding it.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: not taken within `timeout` ms (nothing held).
+   * @throws {AbortError} `signal` aborted (nothing held).
+   * @throws {DeadlockError} EDEADLK: this thread holds the lock already, reading or writing, through this handle or another.
+   * @throws {IpcError} EBADF: the handle is closed.
    */
   async writeLock(options?: WaitOptions): Promise<LockResult> {
     this.#open();
@@ -322,7 +426,13 @@ export class RwLock implements Disposable {
     return gate;
   }
 
-  /** writeLock() that blocks this thread. */
+  /**
+   * writeLock() that blocks this thread (timeout only).
+   *
+   * @throws {TimeoutError} ETIMEDOUT: not taken within `timeout` ms (nothing held).
+   * @throws {DeadlockError} EDEADLK: this thread holds the lock already, reading or writing, through this handle or another.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   writeLockSync(options?: { timeout?: number }): LockResult {
     this.#open();
     if (this.#writing || this.#reading.length > 0) {
@@ -344,7 +454,12 @@ export class RwLock implements Disposable {
     return gate;
   }
 
-  /** Takes the lock for writing if that needs no waiting: 'busy' otherwise. */
+  /**
+   * Takes the lock for writing if that needs no waiting: 'busy' otherwise
+   * (also while this handle holds the lock).
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   tryWriteLock(): LockResult | 'busy' {
     this.#open();
     if (this.#writing || this.#reading.length > 0) return 'busy';
@@ -364,7 +479,12 @@ export class RwLock implements Disposable {
     return gate;
   }
 
-  /** Releases the write lock. */
+  /**
+   * Releases the write lock.
+   *
+   * @throws {InvalidArgumentError} This handle does not hold the write lock.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   writeUnlock(): void {
     this.#open();
     if (!this.#writing) throw invalidArgument('writeUnlock(): this handle does not hold the write lock');
@@ -372,7 +492,11 @@ export class RwLock implements Disposable {
     this.#gate.unlock();
   }
 
-  /** Runs `fn` holding a read lock; always releases it. */
+  /**
+   * Runs `fn` holding a read lock; always releases it. Waits as
+   * {@link RwLock.readLock} does (same options and errors); resolves with what
+   * `fn` returns, or rejects with what it throws.
+   */
   async withReadLock<T>(fn: (result: LockResult) => T | Promise<T>, options?: WaitOptions): Promise<T> {
     const r = await this.readLock(options);
     try {
@@ -382,7 +506,11 @@ export class RwLock implements Disposable {
     }
   }
 
-  /** Runs `fn` holding the write lock; always releases it. */
+  /**
+   * Runs `fn` holding the write lock; always releases it. Waits as
+   * {@link RwLock.writeLock} does (same options and errors); resolves with what
+   * `fn` returns, or rejects with what it throws.
+   */
   async withWriteLock<T>(fn: (result: LockResult) => T | Promise<T>, options?: WaitOptions): Promise<T> {
     const r = await this.writeLock(options);
     try {
@@ -392,6 +520,7 @@ export class RwLock implements Disposable {
     }
   }
 
+  /** Whether {@link RwLock.close} has been called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -408,6 +537,7 @@ export class RwLock implements Disposable {
     this.#shm = undefined;
   }
 
+  /** Calls {@link RwLock.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

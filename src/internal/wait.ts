@@ -5,10 +5,18 @@
 import { AbortError, TimeoutError, formatKey, invalidArgument } from '../errors.js';
 import { constants } from 'node:os';
 
+/**
+ * How long an operation that can wait may wait, for every async form in the
+ * package (the `...Sync` forms take `timeout` only). Running out of time
+ * rejects with a {@link TimeoutError} (code ETIMEDOUT); a timed-out or aborted
+ * call has taken, sent or applied nothing. A negative or NaN `timeout`, or a
+ * `signal` that is not an AbortSignal, is an {@link InvalidArgumentError}
+ * (codes ERR_OUT_OF_RANGE, ERR_INVALID_ARG_TYPE).
+ */
 export interface WaitOptions {
   /** Milliseconds to wait at most; `Infinity` (the default) waits forever, 0 tries once. */
   timeout?: number;
-  /** Aborting rejects the wait with an AbortError whose `cause` is the signal's reason. */
+  /** Aborting rejects the wait with an {@link AbortError} whose `cause` is the signal's reason. */
   signal?: AbortSignal;
 }
 

@@ -30,14 +30,19 @@ export const MQ_PRIO_MAX = 32768;
 const HARD_MSGMAX = 65536;
 const HARD_MSGSIZEMAX = 16 * 1024 * 1024;
 
+/** How a handle opens a queue: O_RDONLY ('read'), O_WRONLY ('write') or O_RDWR ('readwrite'). */
 export type Access = 'read' | 'write' | 'readwrite';
 
+/** Options of {@link MessageQueue.create}. */
 export interface CreateOptions {
   /** Permission bits, default 0o600 (the umask applies). */
   mode?: number;
   /** true (default): AlreadyExistsError if the name exists; false: open it instead. */
   exclusive?: boolean;
-  /** mq_maxmsg: capacity in messages (default: /proc/sys/fs/mqueue/msg_default). */
+  /**
+   * mq_maxmsg: capacity in messages (default: /proc/sys/fs/mqueue/msg_default).
+   * Past /proc/sys/fs/mqueue/msg_max only with CAP_SYS_RESOURCE.
+   */
   maxMessages?: number;
   /** mq_msgsize: largest message in bytes (default: /proc/sys/fs/mqueue/msgsize_default). */
   messageSize?: number;
@@ -45,6 +50,7 @@ export interface CreateOptions {
   access?: Access;
 }
 
+/** What {@link MessageQueue.attributes} reports (`struct mq_attr`). */
 export interface Attributes {
   /** mq_maxmsg */
   maxMessages: number;
@@ -54,8 +60,11 @@ export interface Attributes {
   currentMessages: number;
 }
 
+/** A received message. */
 export interface Message {
+  /** The message's bytes (a fresh Buffer). */
   data: Buffer;
+  /** Its priority, 0 to MQ_PRIO_MAX - 1. */
   priority: number;
 }
 
@@ -150,7 +159,45 @@ interface SendWaiter extends Waiter<void> {
   priority: number;
 }
 
+/**
+ * A POSIX message queue (`mq_open`, `mq_send`, `mq_receive`, `mq_getattr`,
+ * `mq_unlink`): whole messages with a priority, the highest priority (then
+ * the oldest) received first, shared with C programs by name.
+ *
+ * Lifecycle: {@link MessageQueue.create} makes a queue (exclusive by default;
+ * `maxMessages` and `messageSize` are fixed then), {@link MessageQueue.open}
+ * opens an existing one; {@link MessageQueue.close} closes this handle's
+ * descriptor, {@link MessageQueue.unlink} (`mq_unlink`) removes the name (the
+ * queue lives on until every descriptor is closed).
+ *
+ * Waiting: {@link MessageQueue.send} and {@link MessageQueue.receive} wait
+ * by polling the queue descriptor from the event loop (no thread, however
+ * many are pending), with a timeout and an AbortSignal; the async calls of
+ * one handle are served in call order, and one that times out or is aborted
+ * has taken or sent nothing. `trySend` / `tryReceive` never wait;
+ * `sendSync` / `receiveSync` block the calling thread (`poll()` on the
+ * descriptor). /dev/mqueue need not be mounted.
+ *
+ * @example
+ * ```ts
+ * import { posix } from 'interprocess';
+ *
+ * const mq = posix.MessageQueue.create('/my-queue', { maxMessages: 10, messageSize: 256 });
+ * await mq.send('urgent', 5);                       // priority 5
+ * await mq.send('routine');                         // priority 0
+ *
+ * // another process (or C with mq_open + mq_receive):
+ * const rx = posix.MessageQueue.open('/my-queue', { access: 'read' });
+ * const { data, priority } = await rx.receive({ timeout: 1000 });
+ * console.log(`${data} (priority ${priority})`);   // urgent (priority 5)
+ * rx.close();
+ *
+ * mq.close();
+ * posix.MessageQueue.unlink('/my-queue');
+ * ```
+ */
 export class MessageQueue implements Disposable {
+  /** The queue's name, e.g. '/my-queue'. */
   readonly name: string;
   /** mq_msgsize, fixed for the queue's life. */
   readonly messageSize: number;
@@ -174,7 +221,18 @@ export class MessageQueue implements Disposable {
     this.maxMessages = a.maxmsg;
   }
 
-  /** Creates a queue (or with `exclusive: false`, creates or opens it). */
+  /**
+   * Creates a queue (`mq_open` with O_CREAT | O_EXCL); with `exclusive:
+   * false`, opens it instead if the name exists (its attributes stay as they
+   * are). Giving only one of `maxMessages` and `messageSize` takes the other
+   * from the system defaults.
+   *
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and `exclusive` is not false).
+   * @throws {InvalidArgumentError} A bad name or option, or EINVAL: `maxMessages` or
+   *   `messageSize` past the limits in /proc/sys/fs/mqueue (the message says which).
+   * @throws {TooLargeError} EMFILE: the queue would take this user's queues past RLIMIT_MSGQUEUE.
+   * @throws {PermissionError} EACCES: an existing queue's mode forbids the access asked for.
+   */
   static create(name: string, options: CreateOptions = {}): MessageQueue {
     v.posixName(name, 'message queue', MAX_NAME_BYTES);
     const mode = v.mode(options.mode, 0o600);
@@ -211,14 +269,24 @@ export class MessageQueue implements Disposable {
     };
   }
 
-  /** Opens an existing queue. */
+  /**
+   * Opens an existing queue (`mq_open` without O_CREAT), for `access`
+   * (default 'readwrite').
+   *
+   * @throws {NotFoundError} ENOENT: no queue by that name.
+   * @throws {PermissionError} EACCES: the queue's mode forbids that access.
+   */
   static open(name: string, options: { access?: Access } = {}): MessageQueue {
     v.posixName(name, 'message queue', MAX_NAME_BYTES);
     const fd = check(native.mqOpen(name, accessFlags(options.access), 0, 0, 0), 'mq_open', { path: name });
     return new MessageQueue(name, fd, false, options.access);
   }
 
-  /** Removes the name (`mq_unlink`); the queue lives on until every descriptor is closed. */
+  /**
+   * Removes the name (`mq_unlink`); the queue lives on until every descriptor is closed.
+   *
+   * @throws {NotFoundError} ENOENT: no queue by that name.
+   */
   static unlink(name: string): void {
     v.posixName(name, 'message queue', MAX_NAME_BYTES);
     check(native.mqUnlink(name), 'mq_unlink', { path: name });
@@ -237,11 +305,16 @@ export class MessageQueue implements Disposable {
     return this.#fd;
   }
 
+  /** Whether {@link MessageQueue.close} has been called. */
   get closed(): boolean {
     return this.#fd < 0;
   }
 
-  /** mq_getattr. */
+  /**
+   * `mq_getattr`: the queue's capacity, message size, and messages in it now.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   attributes(): Attributes {
     this.#open();
     const a = unwrap(native.mqGetattr(this.#fd), 'mq_getattr', this.#where);
@@ -282,14 +355,31 @@ export class MessageQueue implements Disposable {
     return true;
   }
 
-  /** mq_send without waiting: false if the queue is full (or earlier sends still wait). */
+  /**
+   * `mq_send` without waiting: false if the queue is full (or async sends of
+   * this handle are still waiting: they go first).
+   *
+   * @param priority 0 (default) to MQ_PRIO_MAX - 1; higher is received first.
+   * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link MessageQueue.messageSize}.
+   * @throws {IpcError} EBADF: the handle is closed or was opened with access 'read'.
+   */
   trySend(data: Payload, priority = 0): boolean {
     const [bytes, prio] = this.#sendArgs(data, priority);
     if (this.#senders.length > 0) return false;
     return this.#trySendRaw(bytes, prio);
   }
 
-  /** mq_send, waiting (polling the descriptor, no thread) while the queue is full. */
+  /**
+   * `mq_send`, waiting while the queue is full (polling the descriptor from
+   * the event loop, no thread). Sends of one handle keep their call order. An
+   * already aborted signal rejects without sending, even if there is room.
+   *
+   * @param priority 0 (default) to MQ_PRIO_MAX - 1; higher is received first.
+   * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link MessageQueue.messageSize}.
+   * @throws {TimeoutError} ETIMEDOUT: the queue stayed full for `timeout` ms (nothing sent).
+   * @throws {AbortError} `signal` aborted (nothing sent).
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting) or was opened with access 'read'.
+   */
   send(data: Payload, priority = 0, options?: WaitOptions): Promise<void> {
     let bytes: Uint8Array;
     let prio: number;
@@ -305,7 +395,13 @@ export class MessageQueue implements Disposable {
     return this.#enqueue(this.#senders, wait, 'mq_send', { bytes, priority: prio });
   }
 
-  /** mq_send, blocking this thread while the queue is full. */
+  /**
+   * `mq_send`, blocking this thread (in `poll()`) while the queue is full.
+   *
+   * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link MessageQueue.messageSize}.
+   * @throws {TimeoutError} ETIMEDOUT: the queue stayed full for `timeout` ms (nothing sent).
+   * @throws {IpcError} EBADF: the handle is closed or was opened with access 'read'.
+   */
   sendSync(data: Payload, priority = 0, options?: { timeout?: number }): void {
     const [bytes, prio] = this.#sendArgs(data, priority);
     this.#blockUntil(() => this.#trySendRaw(bytes, prio) || undefined, false, options, 'mq_send');
@@ -318,14 +414,28 @@ export class MessageQueue implements Disposable {
     return unwrap(r, 'mq_receive', this.#where);
   }
 
-  /** mq_receive without waiting: the highest-priority oldest message, or undefined. */
+  /**
+   * `mq_receive` without waiting: the highest-priority oldest message, or
+   * undefined if there is none (or async receives of this handle are waiting).
+   *
+   * @throws {IpcError} EBADF: the handle is closed or was opened with access 'write'.
+   */
   tryReceive(): Message | undefined {
     this.#open();
     if (this.#receivers.length > 0) return undefined;
     return this.#tryReceiveRaw();
   }
 
-  /** mq_receive, waiting (polling the descriptor, no thread) until a message arrives. */
+  /**
+   * `mq_receive`, waiting until a message arrives (polling the descriptor
+   * from the event loop, no thread). Receives of one handle are served in
+   * call order; one that times out or is aborted has taken nothing. An
+   * already aborted signal rejects without receiving, even with a message there.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: no message came within `timeout` ms.
+   * @throws {AbortError} `signal` aborted.
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting) or was opened with access 'write'.
+   */
   receive(options?: WaitOptions): Promise<Message> {
     let wait: Wait;
     try {
@@ -342,7 +452,12 @@ export class MessageQueue implements Disposable {
     return this.#enqueue(this.#receivers, wait, 'mq_receive', {});
   }
 
-  /** mq_receive, blocking this thread until a message arrives. */
+  /**
+   * `mq_receive`, blocking this thread (in `poll()`) until a message arrives.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: no message came within `timeout` ms.
+   * @throws {IpcError} EBADF: the handle is closed or was opened with access 'write'.
+   */
   receiveSync(options?: { timeout?: number }): Message {
     this.#open();
     return this.#blockUntil(() => this.#tryReceiveRaw(), true, options, 'mq_receive');
@@ -440,6 +555,7 @@ export class MessageQueue implements Disposable {
     }
   }
 
+  /** `for await (const m of mq)`: {@link MessageQueue.messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
     return this.messages();
   }
@@ -459,6 +575,7 @@ export class MessageQueue implements Disposable {
     this.#fd = -1;
   }
 
+  /** Calls {@link MessageQueue.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -22,6 +22,7 @@ export const MAX_NAME_BYTES = 251;
 /** The largest value a POSIX semaphore can hold. */
 export const SEM_VALUE_MAX: number = native.semConstants.SEM_VALUE_MAX;
 
+/** Options of {@link Semaphore.create}. */
 export interface CreateOptions {
   /** Initial value, 0 (default) to SEM_VALUE_MAX. */
   value?: number;
@@ -31,7 +32,42 @@ export interface CreateOptions {
   exclusive?: boolean;
 }
 
+/**
+ * A POSIX named semaphore (`sem_open`, `sem_post`, `sem_wait`,
+ * `sem_trywait`, `sem_getvalue`, `sem_close`, `sem_unlink`): a counter
+ * shared by name with other processes, C programs included.
+ *
+ * Lifecycle: {@link Semaphore.create} makes one (exclusive by default, with
+ * an initial value), {@link Semaphore.open} opens an existing one;
+ * {@link Semaphore.close} (`sem_close`) releases this handle and
+ * {@link Semaphore.unlink} (`sem_unlink`) removes the name (handles already
+ * open keep working).
+ *
+ * Waiting: {@link Semaphore.wait} first tries `sem_trywait` on the calling
+ * thread; only if the value is 0 does it wait on a waiter thread (never one
+ * of libuv's pool threads), with a timeout and an AbortSignal; a timed-out or
+ * aborted wait has decremented nothing. {@link Semaphore.tryWait} never
+ * waits, {@link Semaphore.waitSync} blocks the calling thread.
+ *
+ * @example
+ * ```ts
+ * import { posix } from 'interprocess';
+ *
+ * const sem = posix.Semaphore.create('/my-sem', { value: 0, mode: 0o600 });
+ *
+ * // another process (or C with sem_open + sem_post):
+ * const other = posix.Semaphore.open('/my-sem');
+ * other.post();
+ * other.close();
+ *
+ * await sem.wait({ timeout: 5000 });   // takes the token
+ * console.log(sem.value);              // 0
+ * sem.close();
+ * posix.Semaphore.unlink('/my-sem');
+ * ```
+ */
 export class Semaphore implements Disposable {
+  /** The semaphore's name, e.g. '/my-sem'. */
   readonly name: string;
   /** True if this handle created the semaphore. */
   readonly created: boolean;
@@ -44,6 +80,16 @@ export class Semaphore implements Disposable {
     this.created = created;
   }
 
+  /**
+   * Creates a semaphore with `options.value` (default 0): `sem_open` with
+   * O_CREAT | O_EXCL. With `exclusive: false`, opens it instead if the name
+   * exists (its value is left as it is).
+   *
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and `exclusive` is not false).
+   * @throws {TooLargeError} ERR_OUT_OF_RANGE: `value` exceeds SEM_VALUE_MAX.
+   * @throws {InvalidArgumentError} A bad name or option.
+   * @throws {PermissionError} EACCES: an existing semaphore's mode forbids it.
+   */
   static create(name: string, options: CreateOptions = {}): Semaphore {
     v.posixName(name, 'semaphore', MAX_NAME_BYTES);
     const value = Semaphore.#initialValue(options.value);
@@ -68,12 +114,22 @@ export class Semaphore implements Disposable {
     return v.intInRange(value, 'value', 0, SEM_VALUE_MAX);
   }
 
+  /**
+   * Opens an existing semaphore (`sem_open` without O_CREAT).
+   *
+   * @throws {NotFoundError} ENOENT: no semaphore by that name.
+   * @throws {PermissionError} EACCES: its mode forbids it.
+   */
   static open(name: string): Semaphore {
     v.posixName(name, 'semaphore', MAX_NAME_BYTES);
     return new Semaphore(name, unwrap(native.semOpen(name, 0, 0, 0), 'sem_open', { path: name }), false);
   }
 
-  /** Removes the name (`sem_unlink`); open handles keep working. */
+  /**
+   * Removes the name (`sem_unlink`); open handles keep working.
+   *
+   * @throws {NotFoundError} ENOENT: no semaphore by that name.
+   */
   static unlink(name: string): void {
     v.posixName(name, 'semaphore', MAX_NAME_BYTES);
     check(native.semUnlink(name), 'sem_unlink', { path: name });
@@ -88,12 +144,21 @@ export class Semaphore implements Disposable {
     return this.#sem;
   }
 
-  /** sem_getvalue. */
+  /**
+   * The current value (`sem_getvalue`); 0 when processes are waiting (Linux does not report waiters as a negative value).
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   get value(): number {
     return check(native.semGetValue(this.#handle()), 'sem_getvalue', this.#where);
   }
 
-  /** sem_post: adds one, waking a waiter. TooLargeError at SEM_VALUE_MAX. */
+  /**
+   * `sem_post`: adds one, waking a waiter. Never waits.
+   *
+   * @throws {TooLargeError} EOVERFLOW: the value is at SEM_VALUE_MAX.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   post(): void {
     const r = native.semPost(this.#handle());
     if (r === -EOVERFLOW) {
@@ -102,7 +167,11 @@ export class Semaphore implements Disposable {
     check(r, 'sem_post', this.#where);
   }
 
-  /** sem_trywait: true if it took one, false if the value was 0. */
+  /**
+   * `sem_trywait`: true if it took one, false if the value was 0. Never waits.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   tryWait(): boolean {
     const r = native.semTryWait(this.#handle());
     if (r === -EAGAIN) return false;
@@ -111,8 +180,13 @@ export class Semaphore implements Disposable {
   }
 
   /**
-   * sem_wait without blocking the event loop. An already aborted signal
-   * rejects without taking anything, even if a token is there.
+   * `sem_wait` without blocking the event loop: takes one at once if the
+   * value is above 0, else waits on a waiter thread. An already aborted
+   * signal rejects without taking anything, even if a token is there.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: the value stayed 0 for `timeout` ms (nothing taken).
+   * @throws {AbortError} `signal` aborted (nothing taken).
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
    */
   async wait(options?: WaitOptions): Promise<void> {
     timeoutOf(options);
@@ -123,7 +197,12 @@ export class Semaphore implements Disposable {
     await waitOnThread<number>((done) => native.semWait(sem, done), options, 'sem_wait', this.#where, this.#pending);
   }
 
-  /** sem_wait (or sem_clockwait with a timeout), blocking this thread. */
+  /**
+   * `sem_wait` (or `sem_clockwait` with a timeout), blocking this thread.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: the value stayed 0 for `timeout` ms (nothing taken).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   waitSync(options?: { timeout?: number }): void {
     const timeout = timeoutOf(options);
     const r = native.semWaitSync(this.#handle(), timeout === Infinity ? -1 : Math.ceil(timeout));
@@ -136,6 +215,7 @@ export class Semaphore implements Disposable {
     Semaphore.unlink(this.name);
   }
 
+  /** Whether {@link Semaphore.close} has been called. */
   get closed(): boolean {
     return this.#sem === undefined;
   }
@@ -153,6 +233,7 @@ export class Semaphore implements Disposable {
     native.semClose(sem);
   }
 
+  /** Calls {@link Semaphore.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,7 +1,6 @@
 /**
  * POSIX shared memory: `shm_open` + `ftruncate` + `mmap`, exposed as a
- * SharedArrayBuffer (typed arrays and Atomics work on it directly; it can be
- * posted to worker_threads).
+ * SharedArrayBuffer. User documentation is on {@link SharedMemory}.
  *
  * Lifetime: the mapping belongs to the SharedArrayBuffer. It is unmapped only
  * when no view of it is reachable from any thread, so no sequence of calls can
@@ -28,6 +27,7 @@ const { EEXIST, ENOENT, ENOSPC, EFBIG, EINVAL } = constants.errno;
  */
 export const MAX_NAME_BYTES = 255;
 
+/** Options of {@link SharedMemory.create}. */
 export interface CreateOptions {
   /** Size in bytes (> 0). */
   size: number;
@@ -47,6 +47,7 @@ export interface CreateOptions {
   reserve?: boolean;
 }
 
+/** Options of {@link SharedMemory.open}. */
 export interface OpenOptions {
   /**
    * Open O_RDONLY (for an object you may only read). The mapping is then
@@ -69,6 +70,36 @@ function asIpcError(err: unknown, where: { path: string }): unknown {
   return err instanceof IpcError ? err : fromNodeError(err, where);
 }
 
+/**
+ * A POSIX shared memory object (`shm_open` + `ftruncate` + `mmap`), mapped
+ * whole and exposed as a SharedArrayBuffer: typed arrays and `Atomics` work on
+ * {@link SharedMemory.buffer} directly, it can be posted to worker threads,
+ * and a C program that maps the same name sees the same bytes.
+ *
+ * Lifecycle: {@link SharedMemory.create} makes the object (exclusive by
+ * default) and sizes it, {@link SharedMemory.open} maps an existing one;
+ * {@link SharedMemory.close} releases this handle's descriptor, and
+ * {@link SharedMemory.unlink} (`shm_unlink`) removes the name. The memory
+ * itself lives until the name is gone and no mapping is left: views of
+ * `buffer` stay valid after `close()`, and the mapping is released only when
+ * no view of it is reachable from any thread. All calls are synchronous.
+ *
+ * @example
+ * ```ts
+ * import { posix } from 'interprocess';
+ *
+ * const shm = posix.SharedMemory.create('/my-shm', { size: 4096, mode: 0o600 });
+ * Buffer.from(shm.buffer).write('Hello, Shared Memory');
+ *
+ * // another process (Node, or C with shm_open + mmap):
+ * const other = posix.SharedMemory.open('/my-shm');
+ * Atomics.add(new Int32Array(other.buffer, 64, 1), 0, 1);
+ * other.close();
+ *
+ * shm.close();
+ * posix.SharedMemory.unlink('/my-shm');
+ * ```
+ */
 export class SharedMemory implements Disposable {
   /** The object's name, e.g. '/my-shm'. */
   readonly name: string;
@@ -76,6 +107,7 @@ export class SharedMemory implements Disposable {
   readonly size: number;
   /** True if this handle created the object. */
   readonly created: boolean;
+  /** True if opened with `readOnly`: the mapping is a private copy-on-write one (see {@link OpenOptions.readOnly}). */
   readonly readOnly: boolean;
   #fd: number;
   #buffer: SharedArrayBuffer | undefined;
@@ -89,7 +121,20 @@ export class SharedMemory implements Disposable {
     this.readOnly = readOnly;
   }
 
-  /** Creates (or with `exclusive: false`, creates or opens) an object and maps it. */
+  /**
+   * Creates an object of `options.size` bytes and maps it (`shm_open` with
+   * O_CREAT | O_EXCL, `posix_fallocate` unless `reserve: false`, `ftruncate`,
+   * `mmap`); with
+   * `exclusive: false`, opens and maps the object instead if the name exists
+   * (keeping its size). Nothing is left under the name if sizing or mapping
+   * a new object fails.
+   *
+   * @throws {AlreadyExistsError} EEXIST: the name exists (and `exclusive` is not false).
+   * @throws {TooLargeError} ENOSPC or EFBIG: the pages do not fit in /dev/shm (with `reserve`), or
+   *   ERR_OUT_OF_RANGE: `size` past the largest mapping.
+   * @throws {InvalidArgumentError} A bad name, size or option.
+   * @throws {PermissionError} EACCES: an existing object's mode forbids it.
+   */
   static create(name: string, options: CreateOptions): SharedMemory {
     v.posixName(name, 'shared memory', MAX_NAME_BYTES);
     if (typeof options !== 'object' || options === null) throw invalidArgument('options with a size are required', 'ERR_INVALID_ARG_TYPE');
@@ -119,7 +164,14 @@ export class SharedMemory implements Disposable {
     }
   }
 
-  /** Opens an existing object and maps all of it. */
+  /**
+   * Opens an existing object (`shm_open` O_RDWR, or O_RDONLY with
+   * `readOnly`) and maps all of it; {@link SharedMemory.size} is its size now.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   * @throws {PermissionError} EACCES: the object's mode forbids it.
+   * @throws {InvalidArgumentError} A bad name, or EINVAL: the object has size 0 (its creator has not sized it yet).
+   */
   static open(name: string, options: OpenOptions = {}): SharedMemory {
     v.posixName(name, 'shared memory', MAX_NAME_BYTES);
     if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object', 'ERR_INVALID_ARG_TYPE');
@@ -133,7 +185,11 @@ export class SharedMemory implements Disposable {
     }
   }
 
-  /** Removes the name (`shm_unlink`); memory stays until every mapping is gone. */
+  /**
+   * Removes the name (`shm_unlink`); memory stays until every mapping is gone.
+   *
+   * @throws {NotFoundError} ENOENT: no object by that name.
+   */
   static unlink(name: string): void {
     v.posixName(name, 'shared memory', MAX_NAME_BYTES);
     check(native.shmUnlink(name), 'shm_unlink', { path: name });
@@ -183,7 +239,11 @@ export class SharedMemory implements Disposable {
     return new SharedMemory(name, fd, unwrap(native.map(fd, size, readOnly), 'mmap', { path: name }), created, readOnly);
   }
 
-  /** The mapping. Views on it stay valid even after close(). */
+  /**
+   * The mapping. Views on it stay valid even after close().
+   *
+   * @throws {IpcError} EBADF: read after close() (views taken before stay valid).
+   */
   get buffer(): SharedArrayBuffer {
     if (!this.#buffer) throw closedError('shared memory handle', { path: this.name });
     return this.#buffer;
@@ -194,11 +254,16 @@ export class SharedMemory implements Disposable {
     return this.#fd;
   }
 
+  /** Whether {@link SharedMemory.close} has been called. */
   get closed(): boolean {
     return this.#buffer === undefined;
   }
 
-  /** fstat of the object: size, mode, owner, times, as Node's fs.Stats. */
+  /**
+   * fstat of the object: size, mode, owner, times, as Node's fs.Stats.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   stat(): Stats {
     if (this.closed) throw closedError('shared memory handle', { path: this.name });
     try {
@@ -208,7 +273,7 @@ export class SharedMemory implements Disposable {
     }
   }
 
-  /** Removes this object's name (see {@link SharedMemory.unlink}). */
+  /** Removes this object's name (see {@link SharedMemory.unlink}); works on a closed handle too. */
   unlink(): void {
     SharedMemory.unlink(this.name);
   }
@@ -221,6 +286,7 @@ export class SharedMemory implements Disposable {
     this.#buffer = undefined;
   }
 
+  /** Calls {@link SharedMemory.close}, for `using shm = posix.SharedMemory.open(...)`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -18,12 +18,30 @@ function option(value: string, what: string): string {
   return value;
 }
 
-/** `-chardev pipe,id=ID,path=P` alone (attach it to a device yourself). */
+/**
+ * `-chardev pipe,id=ID,path=P` alone (attach it to a device yourself). QEMU
+ * then opens the FIFOs `P.in` and `P.out` (see {@link QemuPipe}).
+ *
+ * @throws {InvalidArgumentError} An id that is not a letter then letters, digits, '_', '.', '-'; a path with a comma.
+ */
 export function chardevPipeArgs(chardevId: string, path: string): string[] {
   return ['-chardev', `pipe,id=${id(chardevId, 'chardev id')},path=${option(path, 'path')}`];
 }
 
-/** `-chardev pipe` on a serial port (the guest's ttyS1 when ttyS0 is the console). */
+/**
+ * `-chardev pipe` on a serial port: `-serial chardev:ID` (the guest's ttyS1
+ * when ttyS0 is the console).
+ *
+ * @example
+ * ```ts
+ * import { serialPipeArgs } from 'interprocess/qemu';
+ *
+ * serialPipeArgs('ser1', '/tmp/guest-serial');
+ * // ['-chardev', 'pipe,id=ser1,path=/tmp/guest-serial', '-serial', 'chardev:ser1']
+ * ```
+ *
+ * @throws {InvalidArgumentError} A bad id, or a path with a comma.
+ */
 export function serialPipeArgs(chardevId: string, path: string): string[] {
   return [...chardevPipeArgs(chardevId, path), '-serial', `chardev:${chardevId}`];
 }
@@ -32,21 +50,25 @@ export function serialPipeArgs(chardevId: string, path: string): string[] {
  * `-chardev pipe` on a virtio-serial port named `name` (the guest sees
  * /dev/virtio-ports/NAME). Add `-device virtio-serial` once per VM (see
  * virtioSerialBusArgs).
+ *
+ * @throws {InvalidArgumentError} A bad id, or a path or name with a comma.
  */
 export function virtioSerialPortArgs(chardevId: string, path: string, name: string): string[] {
   return [...chardevPipeArgs(chardevId, path), '-device', `virtserialport,chardev=${chardevId},name=${option(name, 'port name')}`];
 }
 
+/** `-device virtio-serial`: the bus virtio-serial ports attach to, once per VM. */
 export function virtioSerialBusArgs(): string[] {
   return ['-device', 'virtio-serial'];
 }
 
+/** Options of {@link ivshmemPlainArgs}. */
 export interface IvshmemPlainOptions {
   /** An id for the memory backend (default `ivshmem0`). */
   id?: string;
   /** The POSIX shared memory object's name (`/NAME`, so the file is /dev/shm/NAME), or a file path. */
   name: string;
-  /** Bytes: a power of two (QEMU aborts otherwise); at least the object's size. */
+  /** Bytes: a power of two of at least 4096 (QEMU aborts otherwise); at least the object's size. */
   size: number;
 }
 
@@ -61,7 +83,14 @@ function powerOfTwo(size: number): number {
   return size;
 }
 
-/** An `ivshmem-plain` device over a shared memory object (shared with the host and other VMs). */
+/**
+ * An `ivshmem-plain` device over a shared memory object (shared with the host
+ * and other VMs): `-object memory-backend-file,share=on,...` and `-device
+ * ivshmem-plain`. The guest sees the memory as the device's BAR2; no
+ * interrupts (for those, {@link ivshmemDoorbellArgs}).
+ *
+ * @throws {InvalidArgumentError} A size that is not a power of two of at least 4096, a bad id, a name with a comma.
+ */
 export function ivshmemPlainArgs(o: IvshmemPlainOptions): string[] {
   const mem = id(o.id ?? 'ivshmem0', 'memory backend id');
   return [
@@ -70,6 +99,7 @@ export function ivshmemPlainArgs(o: IvshmemPlainOptions): string[] {
   ];
 }
 
+/** Options of {@link ivshmemDoorbellArgs}. */
 export interface IvshmemDoorbellOptions {
   /** An id for the chardev (default `ivshmem0`). */
   id?: string;
@@ -79,7 +109,13 @@ export interface IvshmemDoorbellOptions {
   vectors?: number;
 }
 
-/** An `ivshmem-doorbell` device: memory and per-peer eventfds from an ivshmem server (IvshmemServer). */
+/**
+ * An `ivshmem-doorbell` device: memory and per-peer eventfds from an ivshmem
+ * server ({@link IvshmemServer}, listening before QEMU starts):
+ * `-chardev socket` and `-device ivshmem-doorbell`.
+ *
+ * @throws {InvalidArgumentError} `vectors` outside 1..1024, a bad id, a socket path with a comma.
+ */
 export function ivshmemDoorbellArgs(o: IvshmemDoorbellOptions): string[] {
   const chardev = id(o.id ?? 'ivshmem0', 'chardev id');
   const vectors = o.vectors ?? 1;

@@ -31,7 +31,24 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const S_IFCHR = 0o020000;
 
-/** A writer of the newc cpio format the kernel unpacks as an initramfs. Entries are owned by root. */
+/**
+ * A writer of the newc cpio format the kernel unpacks as an initramfs.
+ * Entries are owned by root. Archives may be concatenated (the kernel
+ * unpacks them in order, later files win), so a small per-guest archive can
+ * be appended to a cached {@link initramfsBase}.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { CpioWriter, initramfsBase } from 'interprocess/qemu';
+ *
+ * const extra = new CpioWriter()
+ *   .file('init', '#!/bin/sh\nmount -t proc proc /proc\necho hello\npoweroff -f\n', 0o755)
+ *   .symlink('etc/mtab', '/proc/mounts')
+ *   .finish();
+ * writeFileSync('initrd.img', Buffer.concat([initramfsBase(), extra]));
+ * ```
+ */
 export class CpioWriter {
   private readonly parts: Buffer[] = [];
   private ino = 1;
@@ -80,10 +97,12 @@ export class CpioWriter {
     return this.entry(name, S_IFREG | mode, Buffer.isBuffer(data) ? data : Buffer.from(data));
   }
 
+  /** A symbolic link `name` -> `target` (its directory is not added: make it first with {@link CpioWriter.dir}). */
   symlink(name: string, target: string): this {
     return this.entry(name, S_IFLNK | 0o777, Buffer.from(target));
   }
 
+  /** A character device node (e.g. `dev/console`, 5, 1), so it exists before devtmpfs is mounted. */
   charDevice(name: string, major: number, minor: number, mode = 0o600): this {
     return this.entry(name, S_IFCHR | mode, undefined, [major, minor]);
   }
@@ -126,10 +145,11 @@ function busyboxApplets(busybox: string): string[] {
   return r.stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
 }
 
+/** Options of {@link initramfsBase}. */
 export interface InitramfsBaseOptions {
   /** A static busybox (default /bin/busybox), installed as /bin/busybox with a link per applet. */
   busybox?: string;
-  /** Kernel module files (.ko), installed as /lib/modules/BASENAME; /init loads them (insmod). */
+  /** Kernel module files (.ko), installed as /lib/modules/BASENAME; your /init must load them (insmod), in order. */
   modules?: string[];
 }
 
@@ -138,6 +158,9 @@ export interface InitramfsBaseOptions {
  * links, /sbin and /usr/bin pointing there), /dev/console, /dev/null, empty
  * /proc, /sys, /tmp, /run, /etc, and the modules in /lib/modules. No /init:
  * append it (buildInitramfs does).
+ *
+ * @throws {InvalidArgumentError} `busybox` is not a static executable.
+ * @throws {Error} `busybox --list` failed, or a module file could not be read.
  */
 export function initramfsBase(options: InitramfsBaseOptions = {}): Buffer {
   const busybox = options.busybox ?? '/bin/busybox';
@@ -155,8 +178,15 @@ export function initramfsBase(options: InitramfsBaseOptions = {}): Buffer {
   return a.finish();
 }
 
-export type InitramfsFile = string | Buffer | { data: string | Buffer; mode: number };
+/** A file's content for {@link initramfsFiles}: text or bytes (mode 0644), or `{ data, mode }`. */
+export type InitramfsFile = string | Buffer | {
+  /** The content. */
+  data: string | Buffer;
+  /** Permission bits (e.g. 0o755). */
+  mode: number;
+};
 
+/** Options of {@link buildInitramfs}. */
 export interface InitramfsOptions extends InitramfsBaseOptions {
   /** The /init script (mode 0755), e.g. `#!/bin/sh` and busybox commands; it runs as PID 1. */
   init: string;
@@ -164,7 +194,23 @@ export interface InitramfsOptions extends InitramfsBaseOptions {
   files?: Record<string, InitramfsFile>;
 }
 
-/** A complete busybox initramfs (initramfsBase, then /init and `files`), ready for QEMU's `-initrd`. */
+/**
+ * A complete busybox initramfs (initramfsBase, then /init and `files`), ready for QEMU's `-initrd`.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { buildInitramfs } from 'interprocess/qemu';
+ *
+ * const initrd = buildInitramfs({
+ *   init: '#!/bin/sh\nmount -t devtmpfs devtmpfs /dev\necho hello\npoweroff -f\n',
+ *   files: { '/etc/motd': 'hi' },
+ * });
+ * writeFileSync('initrd.img', initrd);   // qemu-system-x86_64 -kernel ... -initrd initrd.img
+ * ```
+ *
+ * @throws {InvalidArgumentError} `init` is missing or empty, or `busybox` is not a static executable.
+ */
 export function buildInitramfs(options: InitramfsOptions): Buffer {
   if (typeof options.init !== 'string' || options.init === '') throw invalidArgument('init must be the /init script');
   return Buffer.concat([initramfsBase(options), initramfsFiles({ '/init': { data: options.init, mode: 0o755 }, ...options.files })]);
@@ -185,6 +231,7 @@ export function initramfsFiles(files: Record<string, InitramfsFile>): Buffer {
 /** The package's own directory (dist/qemu/ -> ../..). */
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/** What build/qemu/manifest records about the guest kernel. */
 export interface GuestManifest {
   /** The kernel's version (uname -r). */
   version: string;
@@ -203,6 +250,7 @@ export function readGuestManifest(path: string): GuestManifest | undefined {
   return { version: fields.get('version') ?? '?', modules: (fields.get('modules') ?? '').split(/\s+/).filter(Boolean) };
 }
 
+/** Options of {@link findGuestAssets}. */
 export interface GuestAssetsOptions {
   /** Where scripts/qemu-assets.sh put the kernel (default: the package's build/qemu). */
   dir?: string;
@@ -212,8 +260,11 @@ export interface GuestAssetsOptions {
   qemu?: string;
 }
 
+/** Everything needed to boot a guest, as {@link findGuestAssets} finds it. */
 export interface GuestAssets {
+  /** Everything is there. */
   ok: true;
+  /** The assets directory. */
   dir: string;
   /** The kernel image, for `-kernel`. */
   kernel: string;
@@ -221,13 +272,17 @@ export interface GuestAssets {
   manifest: GuestManifest;
   /** The manifest's modules as files, in load order. */
   modules: string[];
+  /** The static busybox's path. */
   busybox: string;
   /** The QEMU binary's path. */
   qemu: string;
 }
 
+/** What {@link findGuestAssets} returns when something is missing. */
 export interface GuestAssetsMissing {
+  /** Something is missing. */
   ok: false;
+  /** The assets directory looked in. */
   dir: string;
   /** What is missing, each with where it comes from. */
   missing: string[];

@@ -28,6 +28,7 @@ import * as v from '../internal/validate.js';
 import { constants } from 'node:os';
 
 const { EAGAIN } = constants.errno;
+/** The ivshmem server protocol version this package speaks (the first message a server sends). */
 export const IVSHMEM_PROTOCOL_VERSION = 0;
 const MAX_PEERS = 65536;
 
@@ -37,6 +38,7 @@ function int64(value: number): Buffer {
   return b;
 }
 
+/** Options of {@link IvshmemServer.listen}. */
 export interface IvshmemServerOptions {
   /** The POSIX shared memory object the peers share (`/NAME`); created if absent. */
   name: string;
@@ -73,10 +75,43 @@ interface ServerPeer {
  * 'error' (err, for a peer that could not be served; the server goes on).
  * 'error' is emitted only while someone listens for it: a client vanishing
  * during its handshake must not crash the process that serves the others.
+ *
+ * It speaks the protocol of QEMU's contrib/ivshmem-server
+ * (docs/specs/ivshmem-spec.rst): each peer that connects gets the shared
+ * memory's descriptor, an id, and the eventfds of every peer (one per
+ * vector), so peers can interrupt each other without the server. Sockets are
+ * polled by libuv: no thread.
+ *
+ * Lifecycle: {@link IvshmemServer.listen} binds the socket and creates (or
+ * reuses) the memory object; start QEMU with {@link ivshmemDoorbellArgs}
+ * after it. {@link IvshmemServer.close} disconnects every peer and removes
+ * the socket file; the memory object stays until you unlink it
+ * (`posix.SharedMemory.unlink(name)`).
+ *
+ * @example
+ * ```ts
+ * import { posix } from 'interprocess';
+ * import { IvshmemServer, IvshmemPeer, ivshmemDoorbellArgs } from 'interprocess/qemu';
+ *
+ * const server = IvshmemServer.listen('/tmp/ivshmem.sock', { name: '/my-ivshmem', size: 1 << 20, vectors: 2 });
+ * server.on('join', (id) => console.log(`peer ${id} joined`));
+ * const deviceArgs = ivshmemDoorbellArgs({ socketPath: server.socketPath, vectors: 2 });   // for each QEMU
+ *
+ * const host = await IvshmemPeer.connect(server.socketPath, { vectors: 2, timeout: 5000 });
+ * host.on('join', (id) => host.ring(id, 0));          // interrupt a guest on its vector 0
+ * await host.wait(1);                                 // until someone rings our vector 1
+ *
+ * host.close();
+ * server.close();
+ * posix.SharedMemory.unlink('/my-ivshmem');
+ * ```
  */
 export class IvshmemServer extends EventEmitter implements AsyncDisposable {
+  /** The Unix socket path the server listens on (give it to QEMU's `-chardev socket,path=`). */
   readonly socketPath: string;
+  /** Interrupt vectors (eventfds) per peer. */
   readonly vectors: number;
+  /** The POSIX shared memory object every peer is given (its descriptor, sent on connect). */
   readonly memory: SharedMemory;
   #listenFd: number;
   #poller: NativePoller | undefined;
@@ -97,6 +132,10 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
    * caller's to remove; EADDRINUSE otherwise). The memory object is created,
    * or reused if it exists with exactly `size` bytes. A failed listen leaves
    * nothing behind (no socket file, no memory object of its making).
+   *
+   * @throws {AlreadyExistsError} EADDRINUSE: something is at `socketPath`.
+   * @throws {InvalidArgumentError} A size that is not a power of two, a bad option, or the memory object exists with another size.
+   * @throws {TooLargeError} ENOSPC: the memory does not fit in /dev/shm.
    */
   static listen(socketPath: string, options: IvshmemServerOptions): IvshmemServer {
     const path = v.path(socketPath, 'socketPath');
@@ -293,6 +332,7 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
     this.memory.close();
   }
 
+  /** Calls {@link IvshmemServer.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }
@@ -302,9 +342,17 @@ export class IvshmemServer extends EventEmitter implements AsyncDisposable {
  * A host process joining an ivshmem server as a peer, as a QEMU
  * `ivshmem-doorbell` device does: it maps the shared memory, can ring any
  * peer's vector, and awaits rings on its own vectors (eventfds polled by
- * libuv). Events: 'join' (id), 'leave' (id).
+ * libuv). Events: 'join' (id), 'leave' (id), and 'disconnect' (err) when
+ * the server goes away or breaks the protocol after the connection was set
+ * up (the peer is closed then).
+ *
+ * Lifecycle: {@link IvshmemPeer.connect} resolves once the server has sent
+ * this peer's id, the memory and its own eventfds; {@link IvshmemPeer.close}
+ * leaves (the server tells the others). The memory stays mapped while views
+ * of it live. See {@link IvshmemServer} for an example.
  */
 export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
+  /** The server's Unix socket path. */
   readonly socketPath: string;
   #fd: number;
   #poller: NativePoller | undefined;
@@ -332,6 +380,12 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
    * are: pass `vectors` (as QEMU's `vectors=`) to wait for all of them.
    * Without it, they are taken as complete once the burst that holds the
    * first has been read and this peer has as many as the other peers have.
+   *
+   * @throws {NotFoundError} ENOENT: no socket at `socketPath`.
+   * @throws {IpcError} ECONNREFUSED: nobody listens there; EPROTO: the server broke the protocol.
+   * @throws {PeerGoneError} EPIPE: the server closed the connection during the handshake.
+   * @throws {TimeoutError} ETIMEDOUT: the handshake did not complete within `timeout` ms.
+   * @throws {AbortError} `signal` aborted.
    */
   static connect(socketPath: string, options?: WaitOptions & { vectors?: number }): Promise<IvshmemPeer> {
     const path = v.path(socketPath, 'socketPath');
@@ -371,7 +425,11 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
     return this.#id;
   }
 
-  /** The shared memory (BAR2 of the devices), as a SharedArrayBuffer. */
+  /**
+   * The shared memory (BAR2 of the devices), as a SharedArrayBuffer.
+   *
+   * @throws {IpcError} EBADF: read after close() (views taken before stay valid).
+   */
   get memory(): SharedArrayBuffer {
     if (!this.#memory) throw closedError('ivshmem peer', { path: this.socketPath });
     return this.#memory;
@@ -387,7 +445,13 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
     return this.#eventfds.get(id)?.length ?? 0;
   }
 
-  /** Rings vector `vector` of peer `id` (a guest gets an interrupt). */
+  /**
+   * Rings vector `vector` of peer `id` (a guest gets an interrupt; a host
+   * peer's {@link IvshmemPeer.wait} resolves): writes 1 to its eventfd.
+   *
+   * @throws {InvalidArgumentError} No such peer, or no such vector.
+   * @throws {IpcError} EBADF: the peer is closed.
+   */
   ring(id: number, vector = 0): void {
     if (this.#closed) throw closedError('ivshmem peer', { path: this.socketPath });
     const fds = this.#eventfds.get(id);
@@ -397,7 +461,16 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
     check(native.eventfdWrite(fd, 1), 'write');
   }
 
-  /** Resolves when a peer rings this peer's vector `vector` (rings meanwhile count once). */
+  /**
+   * Resolves when a peer rings this peer's vector `vector`, polling its
+   * eventfd from the event loop (no thread). Rings since the last wait count
+   * once: a ring that came before the call resolves it at once.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: no ring within `timeout` ms.
+   * @throws {AbortError} `signal` aborted.
+   * @throws {InvalidArgumentError} This peer has no such vector.
+   * @throws {IpcError} EBADF: the peer is closed (also when closed while waiting).
+   */
   wait(vector = 0, options?: WaitOptions): Promise<void> {
     if (this.#closed) return Promise.reject(closedError('ivshmem peer', { path: this.socketPath }));
     const fd = this.#eventfds.get(this.#id)?.[vector];
@@ -562,6 +635,7 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
     this.#memory = undefined;
   }
 
+  /** Calls {@link IvshmemPeer.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }

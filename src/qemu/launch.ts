@@ -9,6 +9,7 @@ import { ivshmemPlainArgs, serialPipeArgs, virtioSerialBusArgs, virtioSerialPort
 import { invalidArgument } from '../errors.js';
 import type { WaitOptions } from '../internal/wait.js';
 
+/** Options of {@link launchQemu}. */
 export interface QemuLaunchOptions {
   /** The QEMU binary (default `qemu-system-x86_64`, looked up on PATH). */
   binary?: string;
@@ -17,29 +18,72 @@ export interface QemuLaunchOptions {
   /** Serial ports over `-chardev pipe`, in order (the guest's ttyS0, ttyS1... after any -serial in args): id -> FIFO base path. */
   serialPipes?: Record<string, string>;
   /** virtio-serial ports: id -> { path, name } (the guest's /dev/virtio-ports/NAME). */
-  virtioPorts?: Record<string, { path: string; name: string }>;
+  virtioPorts?: Record<string, {
+    /** The FIFO base path (`path.in`, `path.out`). */
+    path: string;
+    /** The port name the guest sees (/dev/virtio-ports/NAME). */
+    name: string;
+  }>;
   /** ivshmem-plain devices, in PCI order. */
   ivshmem?: IvshmemPlainOptions[];
   /** How long to wait for QEMU to open the FIFOs (default 10 s), and an AbortSignal. */
   connect?: WaitOptions;
 }
 
+/** How QEMU ended, as a ChildProcess 'exit' event tells. */
 export interface QemuExit {
+  /** The exit code, or null if a signal ended it (or it never started). */
   code: number | null;
+  /** The signal that ended it, or null. */
   signal: NodeJS.Signals | null;
 }
 
+/** A running QEMU, as {@link launchQemu} gives it; `await using` stops it. */
 export interface LaunchedQemu extends AsyncDisposable {
+  /** The QEMU process (stdin and stdout ignored, stderr collected into `stderr`). */
   child: ChildProcess;
   /** The connected host ends, by id (serial pipes and virtio ports alike). */
   pipes: Record<string, QemuPipe>;
   /** Settles when QEMU exits (with what it printed on standard error). */
-  exited: Promise<QemuExit & { stderr: string }>;
+  exited: Promise<QemuExit & {
+    /** What QEMU wrote on standard error. */
+    stderr: string;
+  }>;
   /** Ends QEMU (SIGTERM, then SIGKILL after 2 s), closes the host ends and removes the FIFOs. */
-  stop(): Promise<QemuExit & { stderr: string }>;
+  stop(): Promise<QemuExit & {
+    /** What QEMU wrote on standard error. */
+    stderr: string;
+  }>;
 }
 
-/** Starts QEMU with the devices wired in; resolves once every pipe is connected. */
+/**
+ * Starts QEMU with the devices wired in: makes the FIFOs of every serial and
+ * virtio-serial pipe ({@link QemuPipe.create}), adds their arguments and the
+ * ivshmem devices' to `args`, spawns QEMU, and resolves once every pipe is
+ * connected. If QEMU exits first, or the pipes do not connect in time, QEMU is
+ * stopped, the FIFOs removed, and the promise rejects.
+ *
+ * @example
+ * ```ts
+ * import { launchQemu, findGuestAssets } from 'interprocess/qemu';
+ *
+ * const assets = findGuestAssets();
+ * if (!assets.ok) throw new Error(`missing ${assets.missing.join(', ')}`);
+ * const vm = await launchQemu({
+ *   // initrd.img: written from buildInitramfs()
+ *   args: ['-nographic', '-m', '256', '-kernel', assets.kernel, '-initrd', 'initrd.img', '-append', 'console=ttyS0'],
+ *   serialPipes: { ser1: '/tmp/vm-ser1' },          // the guest's ttyS1 (ttyS0 is the console)
+ * });
+ * await vm.pipes.ser1.writeLine('hello, guest');
+ * const { code, stderr } = await vm.stop();
+ * ```
+ *
+ * @throws {Error} QEMU exited before opening its pipes (the message holds its stderr).
+ * @throws {TimeoutError} ETIMEDOUT: the pipes did not connect within `connect.timeout` (default 10 s).
+ * @throws {AbortError} `connect.signal` aborted.
+ * @throws {AlreadyExistsError} EEXIST: a pipe's FIFO exists already.
+ * @throws {InvalidArgumentError} Bad arguments (an id used twice, a bad ivshmem size...).
+ */
 export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQemu> {
   if (!Array.isArray(options.args)) throw invalidArgument('args must be an array of QEMU arguments');
   const pipes: Record<string, QemuPipe> = {};

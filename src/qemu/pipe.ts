@@ -1,5 +1,6 @@
 /**
- * The host end of QEMU's `-chardev pipe,id=ID,path=P`.
+ * The host end of QEMU's `-chardev pipe,id=ID,path=P`. User documentation is
+ * on {@link QemuPipe}.
  *
  * QEMU opens two FIFOs, `P.in` (the host writes, the guest reads) and `P.out`
  * (the guest writes, the host reads), both O_RDWR, when it starts, and fails
@@ -22,6 +23,7 @@ import { chardevPipeArgs } from './args.js';
 import { pollUntil, timeoutError, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 
+/** Options of {@link QemuPipe.create}. */
 export interface QemuPipeOptions {
   /** Permission bits of both FIFOs, default 0o600 (QEMU must be able to open them). */
   mode?: number;
@@ -37,6 +39,36 @@ function hasReader(path: string): boolean {
   return true;
 }
 
+/**
+ * The host end of QEMU's `-chardev pipe,id=ID,path=P`: QEMU opens two FIFOs,
+ * `P.in` (the host writes, the guest reads) and `P.out` (the guest writes,
+ * the host reads), when it starts, and refuses to start if they do not exist.
+ * The guest sees the character device as a serial port or a virtio-serial
+ * port, whichever it is attached to.
+ *
+ * Lifecycle: {@link QemuPipe.create} makes the two FIFOs (`mkfifo`) before
+ * QEMU starts; {@link QemuPipe.connect} waits, without blocking anything,
+ * until QEMU has opened them and opens the host ends; {@link QemuPipe.ended}
+ * settles when QEMU exits, after which `connect()` again serves the next
+ * QEMU. {@link QemuPipe.close} closes the host ends, {@link QemuPipe.unlink}
+ * removes the FIFOs. A guest reboot (QEMU keeps running) is invisible here:
+ * the stream goes on.
+ *
+ * @example
+ * ```ts
+ * import { spawn } from 'node:child_process';
+ * import { QemuPipe } from 'interprocess/qemu';
+ *
+ * const machine = ['-nographic', '-kernel', 'bzImage', '-initrd', 'initrd.img'];   // your VM; ttyS0 is the console
+ * const pipe = QemuPipe.create('/tmp/guest-serial');
+ * spawn('qemu-system-x86_64', [...machine, ...pipe.chardevArgs('ser1'), '-serial', 'chardev:ser1']);
+ * await pipe.connect({ timeout: 10_000 });
+ * await pipe.writeLine('hello, guest');             // the guest reads it on /dev/ttyS1
+ * for await (const line of pipe.lines()) console.log(`guest: ${line}`);   // until QEMU exits
+ * pipe.close();
+ * pipe.unlink();
+ * ```
+ */
 export class QemuPipe implements AsyncDisposable {
   /** The `path=` QEMU is given. */
   readonly path: string;
@@ -55,7 +87,14 @@ export class QemuPipe implements AsyncDisposable {
     this.outPath = `${path}.out`;
   }
 
-  /** Makes the two FIFOs (before QEMU starts: it refuses to start without them). */
+  /**
+   * Makes the two FIFOs `path.in` and `path.out` (before QEMU starts: it
+   * refuses to start without them). If the second cannot be made, the first
+   * is removed again.
+   *
+   * @throws {AlreadyExistsError} EEXIST: a FIFO exists (and `exclusive` is not false).
+   * @throws {InvalidArgumentError} A bad path or mode, or (with `exclusive: false`) something that is not a FIFO is in the way.
+   */
   static create(path: string, options: QemuPipeOptions = {}): QemuPipe {
     const p = v.path(path, 'path');
     const pipe = new QemuPipe(p);
@@ -87,6 +126,11 @@ export class QemuPipe implements AsyncDisposable {
    * Opens the host ends once QEMU has opened its ends (waiting for it to start,
    * without blocking the event loop); `timeout` and `signal` as everywhere.
    * After QEMU exits (`ended`), call it again for the next QEMU.
+   *
+   * @throws {TimeoutError} ETIMEDOUT: QEMU did not open the FIFOs within `timeout` ms.
+   * @throws {AbortError} `signal` aborted.
+   * @throws {InvalidArgumentError} Connected already (and QEMU has not exited).
+   * @throws {IpcError} EBADF: the pipe is closed.
    */
   async connect(options?: WaitOptions): Promise<this> {
     if (this.#closed) throw closedError('QEMU pipe', { path: this.path });
@@ -117,34 +161,60 @@ export class QemuPipe implements AsyncDisposable {
     return this.#ended;
   }
 
-  /** What the guest writes. */
+  /**
+   * What the guest writes: the stream of `P.out`; it ends when QEMU exits.
+   *
+   * @throws {IpcError} ERR_NOT_CONNECTED: before connect().
+   */
   get readable(): PipeReader {
     if (!this.#reader) throw notConnected(this.path);
     return this.#reader;
   }
 
-  /** What the guest reads. */
+  /**
+   * What the guest reads: the stream of `P.in`.
+   *
+   * @throws {IpcError} ERR_NOT_CONNECTED: before connect().
+   */
   get writable(): PipeWriter {
     if (!this.#writer) throw notConnected(this.path);
     return this.#writer;
   }
 
-  /** Lines the guest writes (without their end of line, `\r\n` or `\n`), until QEMU exits. */
+  /**
+   * Lines the guest writes (without their end of line, `\r\n` or `\n`), until QEMU exits.
+   *
+   * @throws {IpcError} ERR_NOT_CONNECTED: before connect().
+   */
   lines(): AsyncIterable<string> {
     return createInterface({ input: this.readable, crlfDelay: Infinity });
   }
 
-  /** Writes `text` and a newline; resolves once handed to the FIFO. */
+  /**
+   * Writes `text` and a newline; resolves once handed to the FIFO.
+   *
+   * @throws {IpcError} ERR_NOT_CONNECTED: before connect() (thrown, not a rejection).
+   */
   writeLine(text: string): Promise<void> {
     const w = this.writable;
     return new Promise((resolve, reject) => w.write(`${text}\n`, (err) => (err ? reject(err) : resolve())));
   }
 
-  /** Length-prefixed messages (docs/framing.md) the guest writes. */
+  /**
+   * Length-prefixed messages (docs/framing.md) the guest writes, as a {@link FrameReader}.
+   *
+   * @throws {IpcError} ERR_NOT_CONNECTED: before connect().
+   */
   frames(options?: FramingOptions): FrameReader {
     return new FrameReader(this.readable, options);
   }
 
+  /**
+   * Writes one length-prefixed message for the guest ({@link writeFrame} on {@link QemuPipe.writable}).
+   *
+   * @throws {TooLargeError} EMSGSIZE: the payload exceeds `maxFrameSize` (nothing written).
+   * @throws {IpcError} ERR_NOT_CONNECTED: before connect().
+   */
   writeFrame(payload: FramePayload, options?: FramingOptions): Promise<void> {
     return writeFrame(this.writable, payload, options);
   }
@@ -172,6 +242,7 @@ export class QemuPipe implements AsyncDisposable {
     }
   }
 
+  /** Calls {@link QemuPipe.close} (the FIFOs stay), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }

@@ -1,5 +1,6 @@
 /**
- * System V message queues: msgget, msgsnd, msgrcv, msgctl.
+ * System V message queues: msgget, msgsnd, msgrcv, msgctl. User
+ * documentation is on {@link MessageQueue}.
  *
  * A message is C's `struct { long mtype; char mtext[]; }`: `send(type, data)`
  * puts exactly `data` in mtext, and a C program's msgsnd arrives here as
@@ -28,6 +29,7 @@ export const MSGMAX = procLimit('/proc/sys/kernel/msgmax', 8192);
 /** A new queue's default capacity in bytes (msgmnb; Linux default 16384). */
 export const MSGMNB = procLimit('/proc/sys/kernel/msgmnb', 16384);
 
+/** Options of {@link MessageQueue.create}. */
 export interface CreateOptions {
   /** A key, `{ path, projId }` for ftok, or IPC_PRIVATE (the default): always a new queue. */
   key?: Key;
@@ -37,6 +39,7 @@ export interface CreateOptions {
   exclusive?: boolean;
 }
 
+/** Which message a receive takes, and how large it may be (msgrcv's msgtyp, msgflg and msgsz). */
 export interface ReceiveOptions {
   /**
    * Which message (msgrcv's msgtyp): 0 (default) the first of any type; > 0
@@ -55,6 +58,7 @@ export interface ReceiveOptions {
   maxSize?: number;
 }
 
+/** A System V message: C's `struct { long mtype; char mtext[]; }`. */
 export interface Message {
   /** mtype: a positive integer. */
   type: number;
@@ -64,10 +68,13 @@ export interface Message {
 
 /** The queue's `msqid_ds`, field names as in C without the `msg_` prefix. */
 export interface MsqStat extends IpcPerm {
+  /** The queue id (msqid). */
   id: number;
-  /** Last send, last receive (null if never), last change. */
+  /** Last msgsnd (null if never). */
   stime: Date | null;
+  /** Last msgrcv (null if never). */
   rtime: Date | null;
+  /** Last change (creation, IPC_SET). */
   ctime: Date;
   /** Bytes currently in the queue (__msg_cbytes). */
   cbytes: number;
@@ -75,8 +82,9 @@ export interface MsqStat extends IpcPerm {
   qnum: number;
   /** The queue's capacity in bytes. */
   qbytes: number;
-  /** Pid of the last msgsnd and of the last msgrcv. */
+  /** Pid of the last msgsnd. */
   lspid: number;
+  /** Pid of the last msgrcv. */
   lrpid: number;
 }
 
@@ -101,10 +109,48 @@ interface ReceiveArgs {
   maxSize: number;
 }
 
+/**
+ * A System V message queue (`msgget`, `msgsnd`, `msgrcv`, `msgctl`):
+ * messages with a positive type, received in order or selectively by type.
+ * A message is C's `struct { long mtype; char mtext[]; }`:
+ * `send(type, data)` puts exactly `data` in mtext, and a C program's msgsnd
+ * arrives as `{ type, data }` (docs/sysv-message-queue.md).
+ *
+ * Lifecycle: {@link MessageQueue.create} makes a queue (a new IPC_PRIVATE
+ * one by default, or under a key; exclusive by default),
+ * {@link MessageQueue.open} opens one by key, {@link MessageQueue.fromId} by
+ * id. {@link MessageQueue.close} ends only this handle; the queue lives in
+ * the kernel until {@link MessageQueue.remove} (`IPC_RMID`), which also ends
+ * every process's waits on it with a RemovedError.
+ *
+ * Waiting: every call first tries with IPC_NOWAIT on the calling thread;
+ * only when it would block does {@link MessageQueue.send} or
+ * {@link MessageQueue.receive} hand the call to a waiter thread (never one of
+ * libuv's pool threads), with a timeout and an AbortSignal; one that times
+ * out or is aborted has sent or taken nothing. `trySend` / `tryReceive`
+ * never wait; `sendSync` / `receiveSync` block the calling thread.
+ *
+ * @example
+ * ```ts
+ * import { sysv } from 'interprocess';
+ *
+ * const q = sysv.MessageQueue.create({ key: sysv.ftok('progfile', 65), mode: 0o600 });
+ * await q.send(1, 'Hello, queue');              // mtype 1
+ *
+ * // another process (or C with msgget + msgrcv):
+ * const rx = sysv.MessageQueue.open({ path: 'progfile', projId: 65 });
+ * const { type, data } = await rx.receive({ type: 1, timeout: 1000 });
+ * console.log(type, data.toString());           // 1 Hello, queue
+ * rx.close();
+ *
+ * q.remove();                                   // IPC_RMID
+ * q.close();
+ * ```
+ */
 export class MessageQueue implements Disposable {
   /** The queue id (msqid), as `ipcs -q` shows it. */
   readonly id: number;
-  /** The key it was created or opened with (IPC_PRIVATE when opened by id). */
+  /** The key it was created or opened with; from {@link MessageQueue.fromId}, the queue's own key (0 for IPC_PRIVATE). */
   readonly key: number;
   #closed = false;
   readonly #pending = new PendingWaits();
@@ -114,7 +160,14 @@ export class MessageQueue implements Disposable {
     this.key = key;
   }
 
-  /** `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`. */
+  /**
+   * `msgget(key, IPC_CREAT [| IPC_EXCL] | mode)`: a new queue, or with
+   * `exclusive: false` the existing one under `key`.
+   *
+   * @throws {AlreadyExistsError} EEXIST: a queue has this key (and `exclusive` is not false).
+   * @throws {PermissionError} EACCES: an existing queue's mode forbids it.
+   * @throws {InvalidArgumentError} A bad option.
+   */
   static create(options: CreateOptions = {}): MessageQueue {
     const mode = v.mode(options.mode, 0o600);
     const exclusive = v.bool(options.exclusive, 'exclusive', true);
@@ -122,26 +175,46 @@ export class MessageQueue implements Disposable {
     return new MessageQueue(check(native.msgget(key, IPC_CREAT | (exclusive ? IPC_EXCL : 0) | mode), 'msgget', { key }), key);
   }
 
-  /** Opens the existing queue with this key (`msgget(key, 0)`). */
+  /**
+   * Opens the existing queue with this key (`msgget(key, 0)`).
+   *
+   * @throws {NotFoundError} ENOENT: no queue has this key.
+   * @throws {PermissionError} EACCES: the queue's mode forbids it.
+   * @throws {InvalidArgumentError} The key is IPC_PRIVATE (use {@link MessageQueue.fromId}).
+   */
   static open(key: Key): MessageQueue {
     const k = resolveKey(key);
     if (k === IPC_PRIVATE) throw invalidArgument('IPC_PRIVATE names no existing queue: use MessageQueue.fromId(id)');
     return new MessageQueue(check(native.msgget(k, 0), 'msgget', { key: k }), k);
   }
 
-  /** A handle on the queue with this id (checked with IPC_STAT). */
+  /**
+   * A handle on the queue with this id (checked with IPC_STAT).
+   *
+   * @throws {InvalidArgumentError} EINVAL: no queue has this id.
+   * @throws {PermissionError} EACCES: the queue's mode forbids reading it.
+   */
   static fromId(id: number): MessageQueue {
     v.nonNegativeInt(id, 'id');
     return new MessageQueue(id, MessageQueue.stat(id).key);
   }
 
-  /** `msgctl(id, IPC_STAT)`. */
+  /**
+   * `msgctl(id, IPC_STAT)`: the queue's `msqid_ds`, without a handle.
+   *
+   * @throws {InvalidArgumentError} EINVAL: no queue has this id.
+   */
   static stat(id: number): MsqStat {
     v.nonNegativeInt(id, 'id');
     return toStat(id, unwrap(native.msgStat(id), 'msgctl', {}));
   }
 
-  /** `msgctl(id, IPC_RMID)`: removes the queue now; waiters get a RemovedError. */
+  /**
+   * `msgctl(id, IPC_RMID)`: removes the queue now; waiters get a RemovedError.
+   *
+   * @throws {InvalidArgumentError} EINVAL: no queue has this id.
+   * @throws {PermissionError} EPERM: only the owner, the creator or root may remove it.
+   */
   static remove(id: number): void {
     v.nonNegativeInt(id, 'id');
     check(native.msgRemove(id), 'msgctl', {});
@@ -155,7 +228,11 @@ export class MessageQueue implements Disposable {
     if (this.#closed) throw closedError('message queue handle', this.#where);
   }
 
-  /** The queue's current `msqid_ds`. */
+  /**
+   * The queue's current `msqid_ds`.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   stat(): MsqStat {
     this.#open();
     return toStat(this.id, unwrap(native.msgStat(this.id), 'msgctl', this.#where));
@@ -163,7 +240,11 @@ export class MessageQueue implements Disposable {
 
   /**
    * IPC_SET: change the capacity in bytes (raising it past msgmnb needs
-   * CAP_SYS_RESOURCE), and optionally owner and mode.
+   * CAP_SYS_RESOURCE), and optionally owner and mode; what is not given
+   * keeps its current value.
+   *
+   * @throws {PermissionError} EPERM: not the owner or creator, or a capacity past msgmnb without CAP_SYS_RESOURCE.
+   * @throws {IpcError} EBADF: the handle is closed.
    */
   set(changes: { maxBytes?: number; uid?: number; gid?: number; mode?: number }): void {
     this.#open();
@@ -210,7 +291,15 @@ export class MessageQueue implements Disposable {
     }
   }
 
-  /** `msgsnd(IPC_NOWAIT)`: false if the queue is full. */
+  /**
+   * `msgsnd(IPC_NOWAIT)`: false if the queue is full.
+   *
+   * @param type mtype, a positive integer.
+   * @param data mtext: bytes, any typed array or DataView, or a string (UTF-8).
+   * @throws {TooLargeError} EINVAL: `data` exceeds msgmax, or can never fit in the queue's capacity.
+   * @throws {InvalidArgumentError} EINVAL: the queue no longer exists (removed).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   trySend(type: number, data: Uint8Array | ArrayBufferView | string): boolean {
     return this.#trySend(type, this.#sendArgs(type, data));
   }
@@ -225,7 +314,20 @@ export class MessageQueue implements Disposable {
     return true;
   }
 
-  /** Sends a message, waiting (without blocking the event loop) while the queue is full. */
+  /**
+   * `msgsnd`: sends a message, waiting while the queue is full on a waiter
+   * thread (not the event loop, not libuv's pool). An already aborted signal
+   * rejects without sending, even if there is room.
+   *
+   * @param type mtype, a positive integer.
+   * @param data mtext: bytes, any typed array or DataView, or a string (UTF-8).
+   * @throws {TooLargeError} EINVAL: `data` exceeds msgmax, or can never fit in the queue's capacity.
+   * @throws {TimeoutError} ETIMEDOUT: the queue stayed full for `timeout` ms (nothing sent).
+   * @throws {AbortError} `signal` aborted (nothing sent).
+   * @throws {RemovedError} EIDRM: the queue was removed while this call waited.
+   * @throws {InvalidArgumentError} EINVAL: the queue no longer exists (removed before the call).
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
+   */
   async send(type: number, data: Uint8Array | ArrayBufferView | string, options?: WaitOptions): Promise<void> {
     const bytes = this.#sendArgs(type, data);
     checkWaitOptions(options);
@@ -233,7 +335,16 @@ export class MessageQueue implements Disposable {
     await waitOnThread<number>((done) => native.msgsndWait(this.id, type, bytes, 0, done), options, 'msgsnd', this.#where, this.#pending);
   }
 
-  /** Sends a message, blocking this thread while the queue is full. */
+  /**
+   * `msgsnd`, blocking this thread while the queue is full (with a
+   * `timeout`, by retrying with IPC_NOWAIT at growing intervals up to 16 ms).
+   *
+   * @throws {TooLargeError} EINVAL: `data` exceeds msgmax, or can never fit in the queue's capacity.
+   * @throws {TimeoutError} ETIMEDOUT: the queue stayed full for `timeout` ms (nothing sent).
+   * @throws {RemovedError} EIDRM: the queue was removed while this call waited.
+   * @throws {InvalidArgumentError} EINVAL: the queue no longer exists (removed before, or while retrying with a timeout).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   sendSync(type: number, data: Uint8Array | ArrayBufferView | string, options?: { timeout?: number }): void {
     const bytes = this.#sendArgs(type, data);
     timeoutOf(options);
@@ -271,7 +382,13 @@ export class MessageQueue implements Disposable {
     return unwrap(r, 'msgrcv', this.#where);
   }
 
-  /** `msgrcv(IPC_NOWAIT)`: undefined if no matching message is waiting. */
+  /**
+   * `msgrcv(IPC_NOWAIT)`: undefined if no matching message is waiting.
+   *
+   * @throws {TooLargeError} E2BIG: the matching message is longer than `maxSize` (it stays in the queue; see `noError`).
+   * @throws {InvalidArgumentError} EINVAL: the queue no longer exists (removed).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   tryReceive(options?: ReceiveOptions): Message | undefined {
     const a = this.#receiveArgs(options);
     return this.#received(native.msgrcv(this.id, a.maxSize, a.type, a.flags | IPC_NOWAIT), a);
@@ -280,7 +397,15 @@ export class MessageQueue implements Disposable {
   /**
    * Receives the next matching message, waiting on a waiter thread (not the
    * event loop, not libuv's pool) until one arrives. A timeout or abort
-   * removes nothing from the queue.
+   * removes nothing from the queue; an already aborted signal rejects
+   * without receiving, even with a message there.
+   *
+   * @throws {TooLargeError} E2BIG: the matching message is longer than `maxSize` (it stays in the queue; see `noError`).
+   * @throws {TimeoutError} ETIMEDOUT: no matching message came within `timeout` ms.
+   * @throws {AbortError} `signal` aborted.
+   * @throws {RemovedError} EIDRM: the queue was removed while this call waited.
+   * @throws {InvalidArgumentError} EINVAL: the queue no longer exists (removed before the call).
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
    */
   async receive(options?: ReceiveOptions & WaitOptions): Promise<Message> {
     const a = this.#receiveArgs(options);
@@ -300,7 +425,17 @@ export class MessageQueue implements Disposable {
     return this.#received(r, a)!;
   }
 
-  /** Receives the next matching message, blocking this thread until one arrives. */
+  /**
+   * `msgrcv`: the next matching message, blocking this thread until one
+   * arrives (with a `timeout`, by retrying with IPC_NOWAIT at growing
+   * intervals up to 16 ms).
+   *
+   * @throws {TooLargeError} E2BIG: the matching message is longer than `maxSize` (it stays in the queue).
+   * @throws {TimeoutError} ETIMEDOUT: no matching message came within `timeout` ms.
+   * @throws {RemovedError} EIDRM: the queue was removed while this call waited.
+   * @throws {InvalidArgumentError} EINVAL: the queue no longer exists (removed before, or while retrying with a timeout).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   receiveSync(options?: ReceiveOptions & { timeout?: number }): Message {
     const a = this.#receiveArgs(options);
     timeoutOf(options);
@@ -332,16 +467,24 @@ export class MessageQueue implements Disposable {
     }
   }
 
+  /** `for await (const m of q)`: {@link MessageQueue.messages} with no options (any type). */
   [Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
     return this.messages();
   }
 
-  /** Removes the queue (IPC_RMID). */
+  /**
+   * Removes the queue now (IPC_RMID): its messages are lost and every
+   * process's waits on it end with a RemovedError.
+   *
+   * @throws {PermissionError} EPERM: only the owner, the creator or root may remove it.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   remove(): void {
     this.#open();
     check(native.msgRemove(this.id), 'msgctl', this.#where);
   }
 
+  /** Whether {@link MessageQueue.close} has been called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -358,6 +501,7 @@ export class MessageQueue implements Disposable {
     this.#pending.cancelAll(closedError('message queue handle', this.#where));
   }
 
+  /** Calls {@link MessageQueue.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,5 +1,6 @@
 /**
- * System V semaphore sets: semget, semop/semtimedop, semctl.
+ * System V semaphore sets: semget, semop/semtimedop, semctl. User
+ * documentation is on {@link SemaphoreSet}.
  *
  * `op()` applies several operations atomically, as semop does. It first tries
  * with IPC_NOWAIT on the calling thread; only if that would block does it wait
@@ -30,6 +31,7 @@ export const SEMMSL = semLimits[0] ?? 32000;
 /** Most operations in one semop call (SEMOPM; Linux default 500). */
 export const SEMOPM = semLimits[2] ?? 500;
 
+/** Options of {@link SemaphoreSet.create}. */
 export interface CreateOptions {
   /** A key, `{ path, projId }` for ftok, or IPC_PRIVATE (the default): always a new set. */
   key?: Key;
@@ -57,10 +59,13 @@ export interface SemOp {
 
 /** The set's `semid_ds`, field names as in C without the `sem_` prefix. */
 export interface SemStat extends IpcPerm {
+  /** The set id (semid). */
   id: number;
-  /** Last semop (null if never), last change. */
+  /** Last semop (null if never). */
   otime: Date | null;
+  /** Last change (creation, IPC_SET, SETVAL, SETALL). */
   ctime: Date;
+  /** Number of semaphores in the set. */
   nsems: number;
 }
 
@@ -76,9 +81,44 @@ function semValue(value: unknown, what: string, where: { key?: number } = {}): n
   return v.intInRange(value, what, 0, SEMVMX);
 }
 
+/**
+ * A System V semaphore set (`semget`, `semop` / `semtimedop`, `semctl`):
+ * `count` semaphores under one key or id, shared with C programs.
+ *
+ * Lifecycle: {@link SemaphoreSet.create} makes a set (a new IPC_PRIVATE one
+ * by default, or under a key; exclusive by default) and sets the initial
+ * values; {@link SemaphoreSet.open} opens one by key,
+ * {@link SemaphoreSet.fromId} by id. {@link SemaphoreSet.close} ends only
+ * this handle; the set lives in the kernel until {@link SemaphoreSet.remove}
+ * (`IPC_RMID`), which also ends every process's waits on it with a
+ * RemovedError.
+ *
+ * Operations: {@link SemaphoreSet.op} applies several operations atomically,
+ * as semop does; operations with `undo` (SEM_UNDO) are reverted by the
+ * kernel when the process exits, crashes included. `op` first tries with
+ * IPC_NOWAIT on the calling thread and only if that would block waits on a
+ * waiter thread (never one of libuv's pool threads), with a timeout and an
+ * AbortSignal; a timed-out or aborted op has applied nothing. `tryOp` never
+ * waits; `opSync` blocks the calling thread. `wait`, `post` and
+ * `waitForZero` are the one-operation shorthands.
+ *
+ * @example
+ * ```ts
+ * import { sysv } from 'interprocess';
+ *
+ * const sems = sysv.SemaphoreSet.create({ key: sysv.ftok('semfile', 75), count: 2, value: [1, 0], mode: 0o600 });
+ * await sems.wait(0, { undo: true, timeout: 1000 });   // P on semaphore 0, undone if we crash
+ * sems.post(1);                                         // V on semaphore 1
+ * await sems.op([{ num: 0, op: 1, undo: true }, { num: 1, op: -1 }]);   // both at once
+ * console.log(sems.getAll());                           // [ 1, 0 ]
+ * sems.remove();                                        // IPC_RMID
+ * sems.close();
+ * ```
+ */
 export class SemaphoreSet implements Disposable {
   /** The set id (semid), as `ipcs -s` shows it. */
   readonly id: number;
+  /** The key it was created or opened with; from {@link SemaphoreSet.fromId}, the set's own key (0 for IPC_PRIVATE). */
   readonly key: number;
   /** Number of semaphores in the set. */
   readonly count: number;
@@ -94,7 +134,18 @@ export class SemaphoreSet implements Disposable {
     this.created = created;
   }
 
-  /** `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then the initial values if created. */
+  /**
+   * `semget(key, count, IPC_CREAT [| IPC_EXCL] | mode)`, then the initial
+   * values (SETALL) if this call created the set. With `exclusive: false`,
+   * opens the existing set under `key` instead (its values left as they are).
+   * If setting the initial values fails, the new set is removed.
+   *
+   * @throws {AlreadyExistsError} EEXIST: a set has this key (and `exclusive` is not false).
+   * @throws {TooLargeError} ERANGE: an initial value exceeds SEMVMX.
+   * @throws {InvalidArgumentError} A bad option (`count` from 1 to SEMMSL, `value` one number or `count` of them),
+   *   or EINVAL: an existing set has fewer than `count` semaphores.
+   * @throws {PermissionError} EACCES: an existing set's mode forbids it.
+   */
   static create(options: CreateOptions): SemaphoreSet {
     if (typeof options !== 'object' || options === null) throw invalidArgument('options with a count are required', 'ERR_INVALID_ARG_TYPE');
     const count = v.intInRange(options.count, 'count', 1, SEMMSL);
@@ -128,7 +179,13 @@ export class SemaphoreSet implements Disposable {
     return value.map((x, i) => semValue(x, `value[${i}]`));
   }
 
-  /** Opens the existing set with this key (`semget(key, 0, 0)`). */
+  /**
+   * Opens the existing set with this key (`semget(key, 0, 0)`).
+   *
+   * @throws {NotFoundError} ENOENT: no set has this key.
+   * @throws {PermissionError} EACCES: the set's mode forbids it.
+   * @throws {InvalidArgumentError} The key is IPC_PRIVATE (use {@link SemaphoreSet.fromId}).
+   */
   static open(key: Key): SemaphoreSet {
     const k = resolveKey(key);
     if (k === IPC_PRIVATE) throw invalidArgument('IPC_PRIVATE names no existing set: use SemaphoreSet.fromId(id)');
@@ -136,19 +193,33 @@ export class SemaphoreSet implements Disposable {
     return new SemaphoreSet(id, k, SemaphoreSet.stat(id).nsems, false);
   }
 
-  /** A handle on the set with this id (checked with IPC_STAT). */
+  /**
+   * A handle on the set with this id (checked with IPC_STAT).
+   *
+   * @throws {InvalidArgumentError} EINVAL: no set has this id.
+   * @throws {PermissionError} EACCES: the set's mode forbids reading it.
+   */
   static fromId(id: number): SemaphoreSet {
     const st = SemaphoreSet.stat(id);
     return new SemaphoreSet(id, st.key, st.nsems, false);
   }
 
-  /** `semctl(id, 0, IPC_STAT)`. */
+  /**
+   * `semctl(id, 0, IPC_STAT)`: the set's `semid_ds`, without a handle.
+   *
+   * @throws {InvalidArgumentError} EINVAL: no set has this id.
+   */
   static stat(id: number): SemStat {
     v.nonNegativeInt(id, 'id');
     return toStat(id, unwrap(native.semStat(id), 'semctl', {}));
   }
 
-  /** `semctl(id, 0, IPC_RMID)`: removes the set now; waiters get a RemovedError. */
+  /**
+   * `semctl(id, 0, IPC_RMID)`: removes the set now; waiters get a RemovedError.
+   *
+   * @throws {InvalidArgumentError} EINVAL: no set has this id.
+   * @throws {PermissionError} EPERM: only the owner, the creator or root may remove it.
+   */
   static remove(id: number): void {
     v.nonNegativeInt(id, 'id');
     check(native.semctlInt(id, 0, IPC_RMID), 'semctl', {});
@@ -171,12 +242,22 @@ export class SemaphoreSet implements Disposable {
     return check(native.semctlInt(this.id, num, cmd, value ?? 0), 'semctl', this.#where);
   }
 
-  /** GETVAL */
+  /**
+   * GETVAL: the value of semaphore `num`.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   get(num = 0): number {
     return this.#ctl(this.#num(num), GETVAL);
   }
 
-  /** SETVAL (0 to SEMVMX); clears every process's undo entry for it, as in C. */
+  /**
+   * SETVAL (0 to SEMVMX); clears every process's undo entry for it, as in C,
+   * and wakes the processes the new value lets through.
+   *
+   * @throws {TooLargeError} ERANGE: `value` exceeds SEMVMX.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   set(num: number, value: number): void {
     const n = this.#num(num);
     this.#ctl(n, SETVAL, this.#value(value, 'value'));
@@ -186,13 +267,23 @@ export class SemaphoreSet implements Disposable {
     return semValue(value, what, this.#where);
   }
 
-  /** GETALL */
+  /**
+   * GETALL: every semaphore's value, in order.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   getAll(): number[] {
     this.#open();
     return unwrap(native.semGetAll(this.id), 'semctl', this.#where);
   }
 
-  /** SETALL: one value per semaphore. */
+  /**
+   * SETALL: one value per semaphore (0 to SEMVMX), set at once; clears the undo entries, as SETVAL does.
+   *
+   * @throws {TooLargeError} ERANGE: a value exceeds SEMVMX.
+   * @throws {InvalidArgumentError} `values` is not an array of {@link SemaphoreSet.count} numbers.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   setAll(values: number[]): void {
     this.#open();
     if (!Array.isArray(values) || values.length !== this.count) throw invalidArgument(`values must be an array of ${this.count} numbers`);
@@ -201,7 +292,12 @@ export class SemaphoreSet implements Disposable {
   }
 
   /** The number of processes waiting: for the value to grow (GETNCNT) and to reach 0 (GETZCNT). */
-  waiters(num = 0): { forIncrease: number; forZero: number } {
+  waiters(num = 0): {
+    /** GETNCNT: processes waiting for the value to grow (a decrement that cannot go yet). */
+    forIncrease: number;
+    /** GETZCNT: processes waiting for the value to be 0. */
+    forZero: number;
+  } {
     const n = this.#num(num);
     return { forIncrease: this.#ctl(n, GETNCNT), forZero: this.#ctl(n, GETZCNT) };
   }
@@ -211,7 +307,11 @@ export class SemaphoreSet implements Disposable {
     return this.#ctl(this.#num(num), GETPID);
   }
 
-  /** The set's current `semid_ds`. */
+  /**
+   * The set's current `semid_ds`.
+   *
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   stat(): SemStat {
     this.#open();
     return toStat(this.id, unwrap(native.semStat(this.id), 'semctl', this.#where));
@@ -241,15 +341,29 @@ export class SemaphoreSet implements Disposable {
     return true;
   }
 
-  /** semop with IPC_NOWAIT: true if applied, false if it would have to wait (nothing applied). */
+  /**
+   * `semop` with IPC_NOWAIT: true if applied, false if it would have to wait (nothing applied).
+   *
+   * @throws {TooLargeError} ERANGE: an operation would take a semaphore past SEMVMX; E2BIG: more than SEMOPM operations.
+   * @throws {InvalidArgumentError} A bad operation (`num` outside the set, `op` past ±SEMVMX, none at all).
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   tryOp(ops: SemOp | SemOp[]): boolean {
     return this.#opResult(native.semop(this.id, this.#encode(ops, true), -1));
   }
 
   /**
-   * semop: applies all operations atomically, waiting without blocking the
-   * event loop. An already aborted signal rejects without applying anything,
-   * even if the operations could complete at once.
+   * `semop`: applies all operations atomically, waiting on a waiter thread
+   * (not the event loop, not libuv's pool) until they can all go. An already
+   * aborted signal rejects without applying anything, even if the operations
+   * could complete at once.
+   *
+   * @throws {WouldBlockError} EAGAIN: an operation marked `noWait` would have to wait (nothing applied).
+   * @throws {TimeoutError} ETIMEDOUT: they could not go within `timeout` ms (nothing applied).
+   * @throws {AbortError} `signal` aborted (nothing applied).
+   * @throws {TooLargeError} ERANGE: an operation would take a semaphore past SEMVMX; E2BIG: more than SEMOPM operations.
+   * @throws {RemovedError} EIDRM: the set was removed while this call waited.
+   * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
    */
   async op(ops: SemOp | SemOp[], options?: WaitOptions): Promise<void> {
     timeoutOf(options);
@@ -269,7 +383,15 @@ export class SemaphoreSet implements Disposable {
     if (!this.#opResult(r)) throw systemError(-EAGAIN, 'semop', this.#where);
   }
 
-  /** semop (semtimedop with a timeout), blocking this thread. */
+  /**
+   * `semop` (`semtimedop` with a timeout), blocking this thread until all the operations can go.
+   *
+   * @throws {WouldBlockError} EAGAIN: an operation marked `noWait` would have to wait (nothing applied).
+   * @throws {TimeoutError} ETIMEDOUT: they could not go within `timeout` ms (nothing applied).
+   * @throws {TooLargeError} ERANGE: an operation would take a semaphore past SEMVMX; E2BIG: more than SEMOPM operations.
+   * @throws {RemovedError} EIDRM: the set was removed while this call waited.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   opSync(ops: SemOp | SemOp[], options?: { timeout?: number }): void {
     const encoded = this.#encode(ops, false);
     const timeout = timeoutOf(options);
@@ -282,26 +404,40 @@ export class SemaphoreSet implements Disposable {
       : timeoutError('semtimedop', this.#where);
   }
 
-  /** Waits until semaphore `num` can be decremented by one (P), then does it. */
+  /**
+   * Waits until semaphore `num` can be decremented by one (P), then does it:
+   * {@link SemaphoreSet.op} with `{ num, op: -1, undo }`, same errors.
+   */
   wait(num = 0, options?: WaitOptions & { undo?: boolean }): Promise<void> {
     return this.op({ num, op: -1, undo: options?.undo ?? false }, options);
   }
 
-  /** Increments semaphore `num` by one (V); never waits. */
+  /**
+   * Increments semaphore `num` by one (V); never waits.
+   *
+   * @throws {TooLargeError} ERANGE: the value is at SEMVMX.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   post(num = 0, options?: { undo?: boolean }): void {
     this.tryOp({ num, op: 1, undo: options?.undo ?? false });
   }
 
-  /** Waits until semaphore `num` is zero. */
+  /** Waits until semaphore `num` is zero: {@link SemaphoreSet.op} with `{ num, op: 0 }`, same errors. */
   waitForZero(num = 0, options?: WaitOptions): Promise<void> {
     return this.op({ num, op: 0 }, options);
   }
 
-  /** Removes the set (IPC_RMID). */
+  /**
+   * Removes the set now (IPC_RMID): every process's waits on it end with a RemovedError.
+   *
+   * @throws {PermissionError} EPERM: only the owner, the creator or root may remove it.
+   * @throws {IpcError} EBADF: the handle is closed.
+   */
   remove(): void {
     this.#ctl(0, IPC_RMID);
   }
 
+  /** Whether {@link SemaphoreSet.close} has been called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -313,6 +449,7 @@ export class SemaphoreSet implements Disposable {
     this.#pending.cancelAll(closedError('semaphore set handle', this.#where));
   }
 
+  /** Calls {@link SemaphoreSet.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
