@@ -655,7 +655,7 @@ export class Channel implements Disposable {
    *
    * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link Channel.maxMessage}.
    * @throws {TimeoutError} ETIMEDOUT: the ring stayed full for `timeout` ms.
-   * @throws {AbortError} `signal` aborted (looked at only once the call has to wait).
+   * @throws {AbortError} `signal` aborted, before the call or while it waits.
    * @throws {PeerGoneError} EPIPE: the receiver died while the ring was full.
    * @throws {InvalidArgumentError} EBUSY: all 64 sender slots are taken by live processes.
    * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
@@ -677,6 +677,16 @@ export class Channel implements Disposable {
    * handle waits before it (call order), else queued for #serve.
    */
   #nowOrQueued<T>(side: Side, attempt: () => T | undefined, options: WaitOptions | undefined): Promise<T> {
+    if (options !== undefined) {
+      // As everywhere in Node: bad options, or a signal already aborted, fail the call even when it could finish at once.
+      try {
+        timeoutOf(options);
+        const signal = signalOf(options);
+        if (signal?.aborted) return Promise.reject(abortError(signal));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     if (this.#queues[side].length === 0) {
       const now = attempt();
       if (now !== undefined) return Promise.resolve((now === SENT ? undefined : now) as T);
@@ -730,7 +740,7 @@ export class Channel implements Disposable {
    *
    * @throws {TooLargeError} EMSGSIZE: `length` exceeds {@link Channel.maxMessage}.
    * @throws {TimeoutError} ETIMEDOUT: no room within `timeout` ms.
-   * @throws {AbortError} `signal` aborted (looked at only once the call has to wait).
+   * @throws {AbortError} `signal` aborted, before the call or while it waits.
    * @throws {PeerGoneError} EPIPE: the receiver died while the ring was full.
    * @throws {InvalidArgumentError} EBUSY: all 64 sender slots are taken by live processes.
    * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).
@@ -911,7 +921,7 @@ export class Channel implements Disposable {
    * out or is aborted has taken nothing.
    *
    * @throws {TimeoutError} ETIMEDOUT: no message within `timeout` ms.
-   * @throws {AbortError} `signal` aborted (looked at only once the call has to wait).
+   * @throws {AbortError} `signal` aborted, before the call or while it waits.
    * @throws {PeerGoneError} EPIPE: every attached sender died (after what they published was received).
    * @throws {InvalidArgumentError} EBUSY: another live receiver is attached.
    * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting).

@@ -1029,3 +1029,17 @@ test('nothing is left behind in /dev/shm', () => {
   assert.deepEqual(shmEntries(`/ipt-${process.pid}-zc`), []);
 });
 
+
+test('an async call given a signal already aborted, or a bad timeout, fails even when it could finish at once (and takes nothing)', async (t) => {
+  const ch = channel(t);
+  const aborted = AbortSignal.abort(new Error('stop'));
+  const err = await rejectsLike(ch.send('x', { signal: aborted }), AbortError, { code: 'ABORT_ERR' });
+  assert.equal((err.cause as Error).message, 'stop');
+  await rejectsLike(ch.reserve(8, { signal: aborted }), AbortError, { code: 'ABORT_ERR' });
+  await rejectsLike(ch.send('x', { timeout: -1 }), InvalidArgumentError, { code: 'ERR_OUT_OF_RANGE' });
+  assert.equal(ch.tryReceive(), undefined, 'nothing was sent');
+  ch.trySend('there');
+  await rejectsLike(ch.receive({ signal: aborted }), AbortError, { code: 'ABORT_ERR' });
+  await rejectsLike(ch.receiveView({ signal: aborted }), AbortError, { code: 'ABORT_ERR' });
+  assert.equal(String(await ch.receive({ signal: new AbortController().signal, timeout: 0 })), 'there', 'the message stayed for the next receive');
+});
