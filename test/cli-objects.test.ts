@@ -2,6 +2,7 @@
 // process creates one object of every kind, the CLI is spawned and its output
 // parsed; then the child is killed and the stale path is taken.
 import { test } from 'node:test';
+import { spawn, spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -329,4 +330,39 @@ test('bad command lines exit 2 with one clear line', T, async () => {
     assert.match(r.stdout, new RegExp(`^Usage: interprocess ${cmd} `, 'm'));
     assert.match(r.stdout, /Examples:/);
   }
+});
+
+const noScript = spawnSync('sh', ['-c', 'command -v script']).status !== 0 && 'no script(1) here to give the command a terminal';
+
+test('clean --stale on a terminal lists what it would remove and asks: n keeps, y removes', { ...T, skip: noScript }, async (t) => {
+  const name = uniqueName('cli-clean-ask');
+  t.after(() => {
+    try {
+      posix.SharedMemory.unlink(name);
+    } catch {
+      /* removed by the test */
+    }
+  });
+  // A channel whose creator has exited and that nobody attached to: stale.
+  const made = await run(process.execPath, ['--input-type=module', '-e', `import { Channel } from 'interprocess'; Channel.create(process.argv[1]).close();`, name], { cwd: root });
+  assert.equal(made.code, 0, made.stderr);
+  /** The command on a pseudo-terminal (script(1)), `answer` typed at its prompt. */
+  const onTerminal = async (answer: string): Promise<{ code: number | null; out: string }> => {
+    const child = spawn('script', ['-qfec', `${process.execPath} ${cli} clean --stale ${name}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await until(() => out.includes('[y/N]'), () => `the question, in: ${JSON.stringify(out)}`);
+    child.stdin.write(`${answer}\r`);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { code, out: out.replace(/\r/g, '').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '') }; // readline's cursor moves
+  };
+  const no = await onTerminal('n');
+  assert.equal(no.code, 0, no.out);
+  assert.match(no.out, new RegExp(`^  channel ${name} \\(creator \\d+ dead; `, 'm'));
+  assert.match(no.out, /Remove 1 stale object\? \[y\/N\] n?\n?nothing removed$/m);
+  assert.equal(shmEntries(name).length, 1, 'n keeps it');
+  const yes = await onTerminal('y');
+  assert.equal(yes.code, 0, yes.out);
+  assert.match(yes.out, new RegExp(`^removed channel ${name} `, 'm'));
+  assert.deepEqual(shmEntries(name), []);
 });
