@@ -420,6 +420,28 @@ describe('interprocess queue and channel verbs', { concurrency: 2 }, () => {
     assert.equal(Channel.inspect(name).receiverPid, 0, 'the receiver detached when it ended');
   });
 
+  it('channel recv --follow outlives a sender killed with SIGKILL: says so once on stderr and goes on with the next sender', async (t) => {
+    const name = channelName(t, 'follow');
+    Channel.create(name, { capacity: 4096 }).close();
+    const follower = start(t, ['channel', 'recv', name, '--follow']);
+    const out: string[] = [];
+    follower.child.stdout!.on('data', (d: Buffer) => out.push(d.toString()));
+    // A sender that sends one line, then is killed while attached.
+    const doomed = killOnExit(t, spawn(process.execPath, [cli, 'channel', 'send', name], { stdio: ['pipe', 'ignore', 'ignore'] }));
+    doomed.stdin!.write('first\n');
+    await until(() => out.join('') === 'first\n', () => `the first line, got ${JSON.stringify(out.join(''))}`, 5000);
+    doomed.kill('SIGKILL');
+    await finished(doomed, 'the killed sender');
+    await ok(t, ['channel', 'send', name, 'second']);
+    await until(() => out.join('') === 'first\nsecond\n', () => `the second line, got ${JSON.stringify(out.join(''))}`, 5000);
+    await new Promise((r) => setTimeout(r, 400)); // a few of the follower's 100 ms looks with no live sender
+    follower.child.kill('SIGINT');
+    const r = await follower.done;
+    assert.equal(r.code, 130, r.stderr);
+    const notes = r.stderr.split('\n').filter(Boolean);
+    assert.deepEqual(notes, [`interprocess: EPIPE: the sender (pid ${doomed.pid}) of channel '${name}' died; still following`], 'said once');
+  });
+
   // ---- bad input ----------------------------------------------------------------------
 
   it('bad input: each verb fails with its exit code and a clear message, no stack trace', async (t) => {

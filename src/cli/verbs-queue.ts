@@ -12,6 +12,7 @@
  * the handles are closed (nothing is taken from a queue by a cancelled
  * receive) and the command exits 130.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isUtf8 } from 'node:buffer';
 import { fstatSync, readFileSync } from 'node:fs';
 import { addAbortSignal, type Readable } from 'node:stream';
@@ -327,6 +328,7 @@ async function receiveMessages(ep: Endpoint, o: ReceiveCliOptions, signal: Abort
   const timeout = o.timeout ?? (o.all ? 0 : Infinity);
   const wanted = o.all || o.follow ? Infinity : o.count ?? 1;
   let stdoutError: unknown;
+  let lastGone: string | undefined;
   const onError = (err: unknown): void => void (stdoutError ??= err);
   process.stdout.on('error', onError);
   try {
@@ -338,6 +340,17 @@ async function receiveMessages(ep: Endpoint, o: ReceiveCliOptions, signal: Abort
         try {
           m = await ep.receive({ timeout, signal });
         } catch (err) {
+          if (o.follow && codeOf(err) === 'EPIPE') {
+            // A channel's sender died. The follower outlives it, as tail -f outlives a writer: said once, then
+            // a look every 100 ms (the library's own peer check), since a receive fails again at once for as
+            // long as no live sender is attached.
+            const note = (err as Error).message;
+            if (note !== lastGone) process.stderr.write(`interprocess: ${note}; still following\n`);
+            lastGone = note;
+            got--;
+            await sleep(100, undefined, { signal }).catch(() => undefined);
+            continue;
+          }
           if (codeOf(err) !== 'ETIMEDOUT') throw err;
         }
       }
