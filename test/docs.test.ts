@@ -1,8 +1,9 @@
 // The documentation cannot rot:
 // - TypeDoc builds the API reference (typedoc.json) with no warning or error,
 //   so a broken {@link} or a public signature using an unexported type fails;
-// - every code block of docs/guides/ presented as a program is cut, verbatim,
-//   from the example it names (examples.test.ts runs those examples);
+// - every code block of docs/guides/ and of the README's Examples section
+//   presented as a program is cut, verbatim, from the example it names
+//   (examples.test.ts runs those examples);
 // - relative links in the guides and the README lead to files that exist.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,24 @@ import { root, run, tempDir } from './helpers.js';
 const guidesDir = join(root, 'docs', 'guides');
 const guides = readdirSync(guidesDir).filter((f) => f.endsWith('.md'));
 
+/** A Markdown file whose programs must be cut from examples/. */
+interface Doc {
+  path: string;
+  /**
+   * The `## ` sections where an unmarked block must not be a program; the
+   * whole file when absent. Marked blocks are checked wherever they are.
+   */
+  sections?: string[];
+  /** Whether it must show at least one marked example. */
+  showsExample: boolean;
+}
+
+const docs: Doc[] = [
+  ...guides.map((g) => ({ path: join(guidesDir, g), showsExample: g !== 'README.md' })),
+  // The README's other sections may sketch a few lines (## Errors); its examples may not.
+  { path: join(root, 'README.md'), sections: ['Examples'], showsExample: true },
+];
+
 interface Fence {
   file: string;
   line: number;
@@ -20,13 +39,18 @@ interface Fence {
   body: string[];
   /** The path after `<!-- example: ... -->` on the line before the fence (blank lines allowed between). */
   example: string | undefined;
+  /** The title of the `## ` section the fence is in, if any. */
+  section: string | undefined;
 }
 
 /** The fenced code blocks of a Markdown file, with the example marker before each, if any. */
 function fences(file: string): Fence[] {
   const lines = readFileSync(file, 'utf8').split('\n');
   const out: Fence[] = [];
+  let section: string | undefined;
   for (let i = 0; i < lines.length; i++) {
+    const heading = /^##\s+(.*?)\s*$/.exec(lines[i]!);
+    if (heading) section = heading[1];
     const open = /^(\s*)(`{3,})(.*)$/.exec(lines[i]!);
     if (!open) continue;
     const [, indent, ticks, info] = open;
@@ -40,7 +64,7 @@ function fences(file: string): Fence[] {
     let k = i - 1;
     while (k >= 0 && lines[k]!.trim() === '') k--;
     const marker = k >= 0 ? /^\s*<!--\s*example:\s*(\S+)\s*-->\s*$/.exec(lines[k]!) : null;
-    out.push({ file, line: i + 1, info: info!.trim(), body, example: marker?.[1] });
+    out.push({ file, line: i + 1, info: info!.trim(), body, example: marker?.[1], section });
     i = j;
   }
   return out;
@@ -73,13 +97,20 @@ function isExcerpt(source: string, block: string[]): boolean {
 /** Code blocks that are not programs: shell commands, output and layouts, type signatures. */
 const UNMARKED = new Set(['sh', 'console', 'text', 'ts']);
 
-test('every program in docs/guides/ is cut verbatim from the example it names', () => {
+test('every program in docs/guides/ and the README examples is cut verbatim from the example it names', () => {
   assert.ok(guides.length > 0, 'docs/guides/ has guides');
-  for (const guide of guides) {
+  for (const doc of docs) {
+    const name = relative(root, doc.path);
+    const all = fences(doc.path);
+    for (const section of doc.sections ?? []) {
+      // A renamed heading would otherwise turn the check off without a word.
+      assert.ok(all.some((f) => f.section === section), `${name} has no code block under "## ${section}"`);
+    }
     let checked = 0;
-    for (const f of fences(join(guidesDir, guide))) {
-      const where = `docs/guides/${guide}:${f.line}`;
+    for (const f of all) {
+      const where = `${name}:${f.line}`;
       if (f.example === undefined) {
+        if (doc.sections && !doc.sections.includes(f.section!)) continue;
         assert.ok(UNMARKED.has(f.info), `${where}: a \`\`\`${f.info} block must be cut from an example (<!-- example: examples/NAME -->), or be sh, console, text or ts (signatures)`);
         if (f.info === 'ts') {
           // Type signatures only: a program in TypeScript would escape the check.
@@ -95,22 +126,23 @@ test('every program in docs/guides/ is cut verbatim from the example it names', 
       );
       checked++;
     }
-    if (guide !== 'README.md') assert.ok(checked > 0, `docs/guides/${guide} shows no runnable example`);
+    if (doc.showsExample) assert.ok(checked > 0, `${name} shows no runnable example`);
   }
 });
 
 test('the excerpt check fails when a snippet drifts from its example', () => {
-  const marked = guides.flatMap((g) => fences(join(guidesDir, g))).filter((f) => f.example !== undefined);
-  assert.ok(marked.length > 0);
-  for (const f of marked.slice(0, 10)) {
+  const marked = docs.flatMap((d) => fences(d.path)).filter((f) => f.example !== undefined);
+  assert.ok(marked.some((f) => f.file === join(root, 'README.md')), 'the README has marked examples');
+  for (const f of marked) {
+    const where = `${relative(root, f.file)}:${f.line}`;
     const source = readFileSync(resolve(root, f.example!), 'utf8');
-    assert.ok(isExcerpt(source, f.body));
+    assert.ok(isExcerpt(source, f.body), where);
     const k = f.body.findIndex((l) => /[a-z]/.test(l));
     const drifted = [...f.body];
     drifted[k] = drifted[k]!.replace(/[a-z]/, (c) => (c === 'x' ? 'y' : 'x'));
-    assert.equal(isExcerpt(source, drifted), false, `a changed letter in docs/guides/${f.file}:${f.line}`);
-    assert.equal(isExcerpt(source, [...f.body, 'console.log("one more line");']), false, 'an added line');
-    if (f.body.length > 2) assert.equal(isExcerpt(source, [f.body[0]!, ...f.body.slice(2)]), false, 'a dropped line');
+    assert.equal(isExcerpt(source, drifted), false, `a changed letter in ${where}`);
+    assert.equal(isExcerpt(source, [...f.body, 'console.log("one more line");']), false, `an added line in ${where}`);
+    if (f.body.length > 2) assert.equal(isExcerpt(source, [f.body[0]!, ...f.body.slice(2)]), false, `a dropped line in ${where}`);
   }
   assert.equal(isExcerpt('a\n  b\n  c\nd', ['b', 'c']), true, 'a common indentation may be removed');
   assert.equal(isExcerpt('a\n  b\n    c\nd', ['b', 'c']), false, 'but not a different one per line');

@@ -1,6 +1,6 @@
-// Runs every program in examples/ (the README and docs/guides/ show them; the
-// guides' snippets are checked against them in docs.test.ts) and checks what
-// it prints, so the documented examples cannot rot.
+// Runs every program in examples/ (the README and docs/guides/ show them;
+// docs.test.ts checks their snippets against them) and checks what it
+// prints, so the documented examples cannot rot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
