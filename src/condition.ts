@@ -164,6 +164,21 @@ export class Condition implements Disposable {
   }
 
   /**
+   * Counts this waiter in, then releases the mutex: a notifier that takes it
+   * next sees the count. An unlock that fails (EPERM: the lock word no longer
+   * names this thread) takes the count back.
+   */
+  #register(mutex: Mutex): void {
+    Atomics.add(this.#words, WAITERS, 1);
+    try {
+      mutex.unlock();
+    } catch (err) {
+      Atomics.sub(this.#words, WAITERS, 1);
+      throw err;
+    }
+  }
+
+  /**
    * Releases `mutex` (which this thread must hold), waits for a notify (or the
    * timeout / abort), and takes `mutex` again before returning or throwing:
    * even a TimeoutError or AbortError leaves the mutex held, as
@@ -171,6 +186,8 @@ export class Condition implements Disposable {
    * The wait runs on a waiter thread, not the event loop.
    *
    * @throws {InvalidArgumentError} This handle of `mutex` does not hold it (checked before anything is released).
+   * @throws {PermissionError} EPERM: releasing the mutex failed, its lock word no longer naming this thread
+   *   (someone re-initialised it); thrown without waiting or re-taking it, the waiter count as it was.
    * @throws {TimeoutError} ETIMEDOUT: no notify within `timeout` ms (the mutex is held again).
    * @throws {AbortError} `signal` aborted (the mutex is held again).
    * @throws {IpcError} EBADF: the handle is closed (also when closed while waiting, after re-taking the mutex).
@@ -182,8 +199,7 @@ export class Condition implements Disposable {
     timeoutOf(options);
     signalOf(options);
     const seq = Atomics.load(this.#words, SEQ);
-    Atomics.add(this.#words, WAITERS, 1);
-    mutex.unlock();
+    this.#register(mutex);
     let failure: unknown;
     try {
       await waitOnThread<number>((done) => native.futexWait(this.#words, SEQ, seq, done), options, 'futex', this.#where, this.#pending);
@@ -203,6 +219,7 @@ export class Condition implements Disposable {
    * {@link Mutex.lockSync} before returning or throwing.
    *
    * @throws {InvalidArgumentError} This handle of `mutex` does not hold it.
+   * @throws {PermissionError} EPERM: releasing the mutex failed (as for wait()).
    * @throws {TimeoutError} ETIMEDOUT: no notify within `timeout` ms (the mutex is held again).
    * @throws {IpcError} EBADF: the handle is closed.
    */
@@ -211,8 +228,7 @@ export class Condition implements Disposable {
     if (!mutex.held) throw invalidArgument('waitSync() needs the mutex held by this thread');
     const timeout = timeoutOf(options);
     const seq = Atomics.load(this.#words, SEQ);
-    Atomics.add(this.#words, WAITERS, 1);
-    mutex.unlock();
+    this.#register(mutex);
     let r: number;
     try {
       r = native.futexWaitSync(this.#words, SEQ, seq, timeout === Infinity ? -1 : Math.ceil(timeout));

@@ -35,7 +35,7 @@ import {
   NotFoundError,
   TimeoutError,
 } from 'interprocess';
-import { collect, compilePeer, root, shmEntries, spawnNode, tempDir, uniqueName, waitForLine, type RunResult } from './helpers.js';
+import { collect, compilePeer, root, runNode, shmEntries, spawnNode, tempDir, uniqueName, waitForLine, type RunResult } from './helpers.js';
 import { checkError, finished, killOnExit, rejectsLike, settled, throwsLike, unlinkQuietly, until, withTimeout } from './helpers.js';
 
 type TestContext = { after(fn: () => void | Promise<void>): void };
@@ -655,6 +655,34 @@ test('waiting without holding the mutex is an InvalidArgumentError that changes 
   await waitForLine(blocked, /^holding$/);
   blocked.stdin!.end();
   assert.equal((await blockedDone).code, 0);
+});
+
+test('a mutex whose unlock fails (EPERM: its lock word no longer names this thread) makes wait()/waitSync() throw with the waiters count unchanged', async () => {
+  // In a child: an unlock that failed leaves the mutex on the thread's robust
+  // list (glibc takes it off only on success), not something for this process.
+  const r = await runNode(`
+    import { Mutex, Condition } from 'interprocess';
+    const sab = new SharedArrayBuffer(256);
+    const out = {};
+    for (const [form, at] of [['wait', 0], ['waitSync', 64]]) {
+      const m = Mutex.init(sab, at);
+      const c = Condition.init(sab, 128 + at / 8);
+      m.lockSync();
+      // Another process re-initialised the mutex while this one held it.
+      Atomics.store(new Int32Array(sab, at, 1), 0, 0);
+      try {
+        if (form === 'wait') await c.wait(m, { timeout: 2000 });
+        else c.waitSync(m, { timeout: 2000 });
+        out[form] = 'returned';
+      } catch (e) {
+        out[form] = { error: e.constructor.name, code: e.code, syscall: e.syscall, held: m.held, waiters: c.waiters, word: Atomics.load(new Int32Array(sab, 128 + at / 8, 2), 1) };
+      }
+    }
+    console.log(JSON.stringify(out));
+  `);
+  assert.equal(r.code, 0, r.stderr);
+  const failed = { error: 'PermissionError', code: 'EPERM', syscall: 'pthread_mutex_unlock', held: false, waiters: 0, word: 0 };
+  assert.deepEqual(JSON.parse(r.stdout), { wait: failed, waitSync: failed });
 });
 
 test('close() ends the pending waits of that handle with EBADF after re-taking the mutex; later calls are EBADF; other handles and a C waiter are unaffected', async (t) => {

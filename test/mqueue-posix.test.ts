@@ -757,6 +757,30 @@ test('receiveSync/sendSync and tryReceive/trySend in this process: immediate res
   throwsLike(() => q.receiveSync({ timeout: -5 }), InvalidArgumentError, { message: /timeout must be/ });
 });
 
+test('receiveSync/sendSync while async receives/sends of the same handle wait: EBUSY, taking/sending nothing, instead of jumping ahead of them', T, async (t) => {
+  const q = freshQueue(t, 'syncbusy', { maxMessages: 1, messageSize: 16 });
+  const other = closing(t, MessageQueue.open(q.name));
+
+  // A message arrives for a waiting receive; its poller has not run yet.
+  const waiting = q.receive({ timeout: 10_000 });
+  assert.equal(other.trySend('first'), true);
+  throwsLike(() => q.receiveSync({ timeout: 0 }), InvalidArgumentError, { code: 'EBUSY', errno: -constants.errno.EBUSY, syscall: 'mq_receive', path: q.name, message: /asynchronous receives of this handle are waiting/ });
+  assert.deepEqual(text(await waiting), ['first', 0], 'the earlier receive got the message');
+  assert.equal(other.trySend('second'), true);
+  assert.deepEqual(text(q.receiveSync({ timeout: 1000 })), ['second', 0], 'with none waiting, receiveSync works');
+
+  // Room opens for a waiting send; its poller has not run yet.
+  assert.equal(q.trySend('a'), true);
+  const sending = q.send('b');
+  assert.deepEqual(text(other.tryReceive()!), ['a', 0]);
+  throwsLike(() => q.sendSync('c', 9, { timeout: 0 }), InvalidArgumentError, { code: 'EBUSY', syscall: 'mq_send', path: q.name, message: /asynchronous sends of this handle are waiting/ });
+  assert.equal(q.attributes().currentMessages, 0, 'the refused sendSync sent nothing');
+  await sending;
+  assert.deepEqual(text(other.tryReceive()!), ['b', 0], 'the earlier send went first');
+  q.sendSync('c', 9, { timeout: 0 });
+  assert.deepEqual(text(other.tryReceive()!), ['c', 9], 'with none waiting, sendSync works');
+});
+
 test('receiveSync/sendSync block a child process, with and without timeout, until a C peer acts; signals do not break the wait', T, async (t) => {
   const q = freshQueue(t, 'sync-child', { maxMessages: 2, messageSize: 32 });
   const child = new Lines(

@@ -7,11 +7,17 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { existsSync, readdirSync, readFileSync, writeFileSync, lstatSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { AbortError, AlreadyExistsError, InvalidArgumentError, IpcError, NotFoundError, PeerGoneError, TimeoutError, posix } from 'interprocess';
 import { IvshmemServer, IvshmemPeer, type IvshmemServerOptions } from 'interprocess/qemu';
-import { collect, compilePeer, killOnExit, settled, shmEntries, tempDir, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
+import { collect, compilePeer, killOnExit, root, settled, shmEntries, tempDir, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
+import type { NativeBinding } from '../dist/native.js';
+
+// The addon, the very module the library loads: a fake server passing
+// descriptors needs it, and a test watches what the library's closes return.
+const { native } = (await import(pathToFileURL(join(root, 'dist', 'native.js')).href)) as { native: NativeBinding };
 
 const cClient = compilePeer('ivshmem_client');
 cClient.catch(() => {});
@@ -564,6 +570,56 @@ test('close(): peers are disconnected (\'disconnect\'), the socket file is remov
   server.close(); // idempotent
   await withTimeout(assert.rejects(IvshmemPeer.connect(server.socketPath), NotFoundError), MS, 'connect after close');
   assert.ok(shmEntries(server.memory.name).length === 1, 'the memory object stays (the caller unlinks it)');
+});
+
+test('each descriptor is closed exactly once: a memory descriptor that cannot be mapped, a \'join\' listener that throws', async (t) => {
+  // Every close the library makes, with what close(2) said: EBADF means the
+  // number was closed already (or, worse, it had been reused meanwhile).
+  const closes: Array<{ fd: number; r: number }> = [];
+  const closeFd = native.closeFd;
+  native.closeFd = (fd) => {
+    const r = closeFd(fd);
+    closes.push({ fd, r });
+    return r;
+  };
+  t.after(() => void (native.closeFd = closeFd));
+  const failedCloses = (): Array<{ fd: number; r: number }> => closes.filter((c) => c.r < 0);
+  const int64 = (v: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(BigInt(v));
+    return b;
+  };
+
+  // A fake server passing a directory as the shared memory: mmap refuses it.
+  const { dir, cleanup } = tempDir('ivshmem');
+  t.after(cleanup);
+  const listenFd = native.unixListen(join(dir, 'fake'), 4);
+  assert.ok(listenFd >= 0, `listen: ${listenFd}`);
+  t.after(() => void closeFd(listenFd));
+  const dirFd = openSync(dir, 'r');
+  t.after(() => closeSync(dirFd));
+  const before = fdCount();
+  const connecting = IvshmemPeer.connect(join(dir, 'fake'), { timeout: MS });
+  const conn = native.unixAccept(listenFd); // connect() is synchronous: the connection is queued already
+  assert.ok(conn >= 0, `accept: ${conn}`);
+  t.after(() => void closeFd(conn));
+  for (const [value, fd] of [[0, -1], [3, -1], [-1, dirFd]] as const) assert.equal(native.sendWithFd(conn, int64(value), fd), 8);
+  const err = await withTimeout(connecting.then(() => assert.fail('connected'), (e: unknown) => e), MS, 'connect fails');
+  assert.ok(err instanceof IpcError && err.syscall === 'mmap', `expected an mmap IpcError, got ${String(err)}`);
+  assert.deepEqual(failedCloses(), [], 'no descriptor closed twice');
+  assert.equal(fdCount(), before + 1, 'only the fake server\'s end stays open: the socket and the descriptor received are closed');
+
+  // A 'join' listener that throws disconnects the peer, whose eventfds (the newcomer's included) are closed once.
+  const server = serve(t);
+  const a = await peerIn(t, server);
+  const bug = new Error('a bug in a listener');
+  a.on('join', () => {
+    throw bug;
+  });
+  const disconnected = next<Error>(a, 'disconnect');
+  await peerIn(t, server);
+  assert.equal(await disconnected, bug);
+  assert.deepEqual(failedCloses(), [], 'no descriptor closed twice');
 });
 
 test('no descriptor leaks: several peers connect, ring, wait and leave, failed connects, then the server closes', async () => {

@@ -2,7 +2,9 @@
 // the host ends given back connected; on a real guest (test/qemu/guest.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { AbortError } from 'interprocess';
 import { launchQemu } from 'interprocess/qemu';
 import { tempDir, withTimeout } from './helpers.js';
 import { buildInitramfs, qemuDir, requireQemu } from './qemu/guest.js';
@@ -50,4 +52,27 @@ test('launchQemu fails clearly when QEMU exits before opening its pipes, and lea
   );
   const { readdirSync } = await import('node:fs');
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('launchQemu with an already aborted connect.signal rejects at once (AbortError, cause: the reason), making and starting nothing', async (t) => {
+  // No QEMU needed: a stand-in that would record being started, then never open its pipes.
+  const { dir, cleanup } = tempDir('qemu-launch');
+  t.after(cleanup);
+  const started = join(dir, 'started');
+  const reason = new Error('no longer wanted');
+  const t0 = performance.now();
+  const err = await withTimeout(
+    launchQemu({
+      binary: process.execPath,
+      args: ['-e', `require('fs').writeFileSync(${JSON.stringify(started)}, ''); setTimeout(() => {}, 30_000)`, '--'],
+      serialPipes: { s: join(dir, 's') },
+      connect: { timeout: 3000, signal: AbortSignal.abort(reason) },
+    }).then(() => assert.fail('launchQemu resolved'), (e: unknown) => e),
+    10_000,
+    'launchQemu settles',
+  );
+  assert.ok(err instanceof AbortError, `expected AbortError, got ${String(err)}`);
+  assert.equal(err.cause, reason);
+  assert.ok(performance.now() - t0 < 1000, `rejected after ${Math.round(performance.now() - t0)} ms, not at once`);
+  assert.deepEqual(readdirSync(dir), [], 'no FIFO made, nothing started');
 });

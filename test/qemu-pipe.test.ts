@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, lstatSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, TimeoutError } from 'interprocess';
 import { QemuPipe, serialPipeArgs, ivshmemPlainArgs, ivshmemDoorbellArgs, virtioSerialPortArgs } from 'interprocess/qemu';
@@ -78,6 +78,28 @@ test('connect times out (TimeoutError) or aborts when no QEMU comes; frames cros
   await assert.rejects(p.connect({ timeout: 100 }), InvalidArgumentError, 'connected already');
   qemu.kill('SIGTERM');
   await withTimeout(p.ended, 5000, 'ended after QEMU was killed');
+});
+
+test('connect gives up after `timeout` in all, also when "QEMU" opens P.in late and P.out never', async (t) => {
+  const p = pipeIn(t);
+  const timeout = 500;
+  const elapsed = async (): Promise<number> => {
+    const t0 = performance.now();
+    await withTimeout(assert.rejects(p.connect({ timeout }), { name: 'TimeoutError', code: 'ETIMEDOUT' }), 10_000, 'connect times out');
+    return performance.now() - t0;
+  };
+  const alone = await elapsed();
+  assert.ok(alone >= timeout * 0.9 && alone < timeout * 1.6, `nobody there: gave up after ${Math.round(alone)} ms, timeout ${timeout}`);
+  // A QEMU that stalls between its two opens: P.in gains a reader near the end of the time.
+  let reader: number | undefined;
+  const late = setTimeout(() => (reader = openSync(p.inPath, fsc.O_RDONLY | fsc.O_NONBLOCK)), timeout * 0.8);
+  t.after(() => {
+    clearTimeout(late);
+    if (reader !== undefined) closeSync(reader);
+  });
+  const half = await elapsed();
+  assert.ok(reader !== undefined, 'P.in was opened meanwhile');
+  assert.ok(half >= timeout * 0.9 && half < timeout * 1.6, `P.in opened late: gave up after ${Math.round(half)} ms, timeout ${timeout}`);
 });
 
 test('argument builders refuse what QEMU would refuse late or silently', () => {

@@ -20,7 +20,7 @@ import { abortError, deadlineTimer, signalOf, timeoutError, timeoutOf, type Dead
 import * as v from '../internal/validate.js';
 import { procLimit } from '../internal/limits.js';
 
-const { EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, ENOENT, EMSGSIZE } = constants.errno;
+const { EAGAIN, EBADF, EBUSY, EEXIST, EINTR, EINVAL, EMFILE, ENOENT, EMSGSIZE } = constants.errno;
 
 /** The kernel's NAME_MAX for queue names (after the leading '/'). */
 export const MAX_NAME_BYTES = 255;
@@ -176,7 +176,8 @@ interface SendWaiter extends Waiter<void> {
  * one handle are served in call order, and one that times out or is aborted
  * has taken or sent nothing. `trySend` / `tryReceive` never wait;
  * `sendSync` / `receiveSync` block the calling thread (`poll()` on the
- * descriptor). /dev/mqueue need not be mounted.
+ * descriptor), and are refused (EBUSY) while async calls of the same kind
+ * wait on the handle. /dev/mqueue need not be mounted.
  *
  * @example
  * ```ts
@@ -246,19 +247,22 @@ export class MessageQueue implements Disposable {
       return MessageQueue.create(name, { ...options, maxMessages: maxmsg || defaults.maxmsg, messageSize: msgsize || defaults.msgsize });
     }
     const where = { path: name };
-    let fd = native.mqOpen(name, access | fsc.O_CREAT | fsc.O_EXCL, mode, maxmsg, msgsize);
-    if (fd >= 0) return new MessageQueue(name, fd, true, options.access);
-    if (exclusive || fd !== -EEXIST) {
-      if (fd === -EINVAL && maxmsg > 0) throw attributesError(name, maxmsg, msgsize);
-      if (fd === -EMFILE) {
-        const size = maxmsg > 0 ? { maxmsg, msgsize } : MessageQueue.#defaults();
-        throw emfileError(name, size.maxmsg, size.msgsize);
+    // O_EXCL first, then a plain open: `created` must tell whether this call made the queue.
+    for (let attempt = 0; ; attempt++) {
+      let fd = native.mqOpen(name, access | fsc.O_CREAT | fsc.O_EXCL, mode, maxmsg, msgsize);
+      if (fd >= 0) return new MessageQueue(name, fd, true, options.access);
+      if (exclusive || fd !== -EEXIST) {
+        if (fd === -EINVAL && maxmsg > 0) throw attributesError(name, maxmsg, msgsize);
+        if (fd === -EMFILE) {
+          const size = maxmsg > 0 ? { maxmsg, msgsize } : MessageQueue.#defaults();
+          throw emfileError(name, size.maxmsg, size.msgsize);
+        }
+        check(fd, 'mq_open', where);
       }
-      check(fd, 'mq_open', where);
+      fd = native.mqOpen(name, access, 0, 0, 0);
+      if (fd === -ENOENT /* unlinked meanwhile */ && attempt < 3) continue;
+      return new MessageQueue(name, check(fd, 'mq_open', where), false, options.access);
     }
-    fd = native.mqOpen(name, access, 0, 0, 0);
-    if (fd === -ENOENT) return MessageQueue.create(name, options); // unlinked meanwhile: create again
-    return new MessageQueue(name, check(fd, 'mq_open', where), false, options.access);
   }
 
   /** What mq_open uses without attributes: min(default, max) of each. */
@@ -397,13 +401,17 @@ export class MessageQueue implements Disposable {
 
   /**
    * `mq_send`, blocking this thread (in `poll()`) while the queue is full.
+   * Refused while async sends of this handle wait: it would go ahead of them,
+   * and it cannot wait behind them without blocking the event loop they need.
    *
    * @throws {TooLargeError} EMSGSIZE: the message is longer than {@link MessageQueue.messageSize}.
    * @throws {TimeoutError} ETIMEDOUT: the queue stayed full for `timeout` ms (nothing sent).
+   * @throws {InvalidArgumentError} EBUSY: async sends of this handle are waiting (nothing sent).
    * @throws {IpcError} EBADF: the handle is closed or was opened with access 'read'.
    */
   sendSync(data: Payload, priority = 0, options?: { timeout?: number }): void {
     const [bytes, prio] = this.#sendArgs(data, priority);
+    this.#noAsyncWaits(this.#senders, 'mq_send');
     this.#blockUntil(() => this.#trySendRaw(bytes, prio) || undefined, false, options, 'mq_send');
   }
 
@@ -454,13 +462,30 @@ export class MessageQueue implements Disposable {
 
   /**
    * `mq_receive`, blocking this thread (in `poll()`) until a message arrives.
+   * Refused while async receives of this handle wait: it would take their
+   * message, and it cannot wait behind them without blocking the event loop
+   * they need.
    *
    * @throws {TimeoutError} ETIMEDOUT: no message came within `timeout` ms.
+   * @throws {InvalidArgumentError} EBUSY: async receives of this handle are waiting (nothing taken).
    * @throws {IpcError} EBADF: the handle is closed or was opened with access 'write'.
    */
   receiveSync(options?: { timeout?: number }): Message {
     this.#open();
+    this.#noAsyncWaits(this.#receivers, 'mq_receive');
     return this.#blockUntil(() => this.#tryReceiveRaw(), true, options, 'mq_receive');
+  }
+
+  /** What a Sync call meets while async calls of the same kind wait on this handle. */
+  #noAsyncWaits(waiting: readonly unknown[], syscall: 'mq_send' | 'mq_receive'): void {
+    if (waiting.length === 0) return;
+    const what = syscall === 'mq_send' ? 'sends' : 'receives';
+    throw new InvalidArgumentError('EBUSY', {
+      errno: -EBUSY,
+      syscall,
+      ...this.#where,
+      message: `EBUSY: asynchronous ${what} of this handle are waiting, ${syscall} '${this.name}'`,
+    });
   }
 
   /** Sync forms: poll() the descriptor on this thread between attempts. */

@@ -543,14 +543,17 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
       this.#pending = Buffer.concat([this.#pending, r.data]);
       if (this.#pending.length < 8) continue;
       const value = Number(this.#pending.readBigInt64LE(0));
-      const fd = this.#pendingFd;
       this.#pending = Buffer.alloc(0);
-      this.#pendingFd = -1;
+      // The descriptor stays in #pendingFd until #message takes it (closes or
+      // keeps it): whatever throws, close() then closes it, once.
       try {
-        this.#message(value, fd);
+        this.#message(value, this.#pendingFd);
       } catch (err) {
-        if (fd >= 0) native.closeFd(fd);
         return this.#lost(err as Error);
+      }
+      if (this.#pendingFd >= 0) {
+        native.closeFd(this.#pendingFd); // came with a message that carries none
+        this.#pendingFd = -1;
       }
     }
   }
@@ -570,9 +573,13 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
         return;
       case 2: {
         if (value !== -1 || fd < 0) throw bad('expected the shared memory descriptor');
-        const size = fstatSync(fd).size;
-        const mapped = native.map(fd, size, false);
-        native.closeFd(fd);
+        this.#pendingFd = -1;
+        let mapped: SharedArrayBuffer | number;
+        try {
+          mapped = native.map(fd, fstatSync(fd).size, false);
+        } finally {
+          native.closeFd(fd); // the mapping, if any, keeps the memory
+        }
         if (typeof mapped === 'number') throw systemError(mapped, 'mmap', { path: this.socketPath });
         this.#memory = mapped;
         this.#stage = 3;
@@ -587,6 +594,7 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
           this.emit('leave', value);
           return;
         }
+        this.#pendingFd = -1;
         let fds = this.#eventfds.get(value);
         if (fds) fds.push(fd);
         else this.#eventfds.set(value, (fds = [fd]));
@@ -632,6 +640,7 @@ export class IvshmemPeer extends EventEmitter implements AsyncDisposable {
     for (const fds of this.#eventfds.values()) for (const e of fds) native.closeFd(e);
     this.#eventfds.clear();
     if (this.#pendingFd >= 0) native.closeFd(this.#pendingFd);
+    this.#pendingFd = -1;
     this.#memory = undefined;
   }
 

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { QemuPipe } from './pipe.js';
 import { ivshmemPlainArgs, serialPipeArgs, virtioSerialBusArgs, virtioSerialPortArgs, type IvshmemPlainOptions } from './args.js';
 import { invalidArgument } from '../errors.js';
-import type { WaitOptions } from '../internal/wait.js';
+import { abortError, signalOf, timeoutOf, type WaitOptions } from '../internal/wait.js';
 
 /** Options of {@link launchQemu}. */
 export interface QemuLaunchOptions {
@@ -80,12 +80,17 @@ export interface LaunchedQemu extends AsyncDisposable {
  *
  * @throws {Error} QEMU exited before opening its pipes (the message holds its stderr).
  * @throws {TimeoutError} ETIMEDOUT: the pipes did not connect within `connect.timeout` (default 10 s).
- * @throws {AbortError} `connect.signal` aborted.
+ * @throws {AbortError} `connect.signal` aborted (already aborted: before anything is made or started).
  * @throws {AlreadyExistsError} EEXIST: a pipe's FIFO exists already.
  * @throws {InvalidArgumentError} Bad arguments (an id used twice, a bad ivshmem size...).
  */
 export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQemu> {
   if (!Array.isArray(options.args)) throw invalidArgument('args must be an array of QEMU arguments');
+  // Options are checked, and an already aborted signal honoured, before any
+  // FIFO is made or QEMU started: as in fs/promises, an aborted call touches nothing.
+  timeoutOf(options.connect);
+  const outer = signalOf(options.connect);
+  if (outer?.aborted) throw abortError(outer);
   const pipes: Record<string, QemuPipe> = {};
   const args = [...options.args];
   const made: QemuPipe[] = [];
@@ -140,7 +145,6 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
 
   // Wait for the pipes, unless QEMU exits first (bad arguments, say).
   const ac = new AbortController();
-  const outer = options.connect?.signal;
   const onOuter = (): void => ac.abort(outer?.reason);
   outer?.addEventListener('abort', onOuter, { once: true });
   try {

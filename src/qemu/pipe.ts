@@ -20,7 +20,7 @@ import { FrameReader, writeFrame, type FramePayload, type FramingOptions } from 
 import { AlreadyExistsError, IpcError, invalidArgument } from '../errors.js';
 import { closedError } from '../internal/handle.js';
 import { chardevPipeArgs } from './args.js';
-import { pollUntil, timeoutError, type WaitOptions } from '../internal/wait.js';
+import { pollUntil, timeoutError, timeoutOf, type WaitOptions } from '../internal/wait.js';
 import * as v from '../internal/validate.js';
 
 /** Options of {@link QemuPipe.create}. */
@@ -136,10 +136,13 @@ export class QemuPipe implements AsyncDisposable {
     if (this.#closed) throw closedError('QEMU pipe', { path: this.path });
     if (this.#writer && !this.#writer.destroyed) throw invalidArgument(`'${this.path}' is connected already`);
     this.#drop();
+    // One deadline for both waits: `timeout` is for the whole connect.
+    const deadline = performance.now() + timeoutOf(options);
     const writer = await openFifoWriter(this.inPath, options);
     try {
       // QEMU opens P.in, then P.out: wait for the second too, or the reader below would see EOF.
-      await pollUntil(() => (hasReader(this.outPath) ? true : undefined), options, () => timeoutError('open', { path: this.outPath }));
+      const rest = { signal: options?.signal, timeout: Math.max(0, deadline - performance.now()) };
+      await pollUntil(() => (hasReader(this.outPath) ? true : undefined), rest, () => timeoutError('open', { path: this.outPath }));
     } catch (err) {
       writer.destroy();
       throw err;

@@ -19,11 +19,11 @@ import { procFields } from '../internal/limits.js';
 import { ipcTime, resolveKey, IPC_PRIVATE, type IpcPerm, type Key } from './key.js';
 
 const { IPC_CREAT, IPC_EXCL, IPC_NOWAIT } = native.sysvConstants;
-const { SEM_UNDO, GETVAL, SETVAL, GETNCNT, GETZCNT, GETPID, IPC_RMID, SEMVMX } = native.semConstants;
+const { SEM_UNDO, GETVAL, SETVAL, GETNCNT, GETZCNT, GETPID, IPC_RMID } = native.semConstants;
 const { EAGAIN, ERANGE } = constants.errno;
 
 /** The largest value a System V semaphore can hold (32767). */
-export { SEMVMX };
+export const SEMVMX: number = native.semConstants.SEMVMX;
 // /proc/sys/kernel/sem: SEMMSL SEMMNS SEMOPM SEMMNI
 const semLimits = procFields('/proc/sys/kernel/sem');
 /** Most semaphores in one set (SEMMSL; Linux default 32000). */
