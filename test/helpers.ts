@@ -113,7 +113,7 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${buf}`)), timeoutMs);
     const onData = (d: Buffer | string): void => {
       buf += d.toString();
-      const line = buf.split('\n').find((l) => pattern.test(l));
+      const line = buf.split('\n').slice(0, -1).find((l) => pattern.test(l)); // whole lines: a chunk may end mid-line
       if (line !== undefined) {
         clearTimeout(timer);
         child.stdout?.off('data', onData);

@@ -7,7 +7,7 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10
     const timer = setTimeout(() => done(new Error(`no line matching ${pattern} from child ${child.pid}`)), timeoutMs);
     const onData = (d: Buffer): void => {
       buf += d.toString();
-      const line = buf.split('\n').find((l) => pattern.test(l));
+      const line = buf.split('\n').slice(0, -1).find((l) => pattern.test(l)); // whole lines: a chunk may end mid-line
       if (line !== undefined) done(undefined, line);
     };
     const onExit = (): void => done(new Error(`child ${child.pid} exited before printing ${pattern}`));

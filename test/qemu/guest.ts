@@ -336,7 +336,10 @@ export function bootGuest(t: TestContext | undefined, options: BootOptions): Gue
     async waitForConsole(pattern, ms = 20_000) {
       const deadline = performance.now() + ms;
       for (;;) {
-        const line = readConsole().split('\n').find((l) => pattern.test(l));
+        // Whole lines only: the console file may end in the middle of a line still being written.
+        const lines = readConsole().split('\n');
+        if (running) lines.pop();
+        const line = lines.find((l) => pattern.test(l));
         if (line !== undefined) return line;
         if (!running) throw new Error(`QEMU exited before the console showed ${pattern}\n${guest.describe()}`);
         if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${pattern} on the console\n${guest.describe()}`);
