@@ -267,9 +267,10 @@ describe('interprocess shm and sem', { concurrency: 4 }, () => {
     // A C peer holding it attached shows in nattch; stat itself does not attach.
     const holder = killOnExit(t, spawn(await holdPeer, ['hold', String(id)], { stdio: ['pipe', 'pipe', 'inherit'] }));
     await new Promise((resolve) => holder.stdout!.once('data', resolve));
-    const [byId, text, reopened, larger, priv] = await Promise.all([
+    // stat alone first: the commands below attach the segment while they run, which nattch would count.
+    const text = await cli(['shm', 'stat', key]);
+    const [byId, reopened, larger, priv] = await Promise.all([
       cli(['shm', 'read', `id:${id}`]),
-      cli(['shm', 'stat', key]),
       cli(['shm', 'create', key, '--size', '50']),
       cli(['shm', 'create', key, '--size', '4096']),
       cli(['shm', 'create', '--private', '--size', '64']),

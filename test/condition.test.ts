@@ -60,13 +60,7 @@ const FUTEX_WAITERS = 0x80000000 | 0;
 after(() => {
   tmp.cleanup();
   const left = shmEntries(PREFIX);
-  for (const f of left) {
-    try {
-      posix.SharedMemory.unlink(`/${f}`);
-    } catch {
-      // already gone
-    }
-  }
+  for (const f of left) unlinkQuietly('/' + f);
   assert.deepEqual(left, [], 'shared memory objects left behind');
 });
 
@@ -305,13 +299,15 @@ test('placed: init zeroes 8 bytes at a 4-aligned offset, at() shares them (a wor
   assert.equal(new Uint8Array(buffer)[250], 0xff);
 });
 
-test('producer/consumer between Node processes: 1000 items through a one-slot buffer, each exactly once and in order (async and sync waits)', async (t) => {
-  const N = 1000;
-  for (const [producer, consumer] of [
-    ['this', 'node-sync'],
-    ['node-async', 'this'],
-    ['node-sync', 'node-async'],
-  ] as const) {
+type Side = 'this' | PeerKind;
+
+/**
+ * N items through a one-slot buffer guarded by a Mutex and two Conditions, for each
+ * (producer, consumer) pair: this process, a Node peer (sync or async waits) or the C peer.
+ * Each item must arrive exactly once and in order, and nobody be left waiting.
+ */
+async function producerConsumer(t: TestContext, pairs: ReadonlyArray<readonly [Side, Side]>, N = 1000): Promise<void> {
+  for (const [producer, consumer] of pairs) {
     const s = shared(t);
     const children: Promise<string>[] = [];
     if (producer !== 'this') children.push(runPeer(t, producer, s.name, 'produce', N));
@@ -343,46 +339,23 @@ test('producer/consumer between Node processes: 1000 items through a one-slot bu
     assert.equal(Atomics.load(s.d, FULL), 0);
     assert.equal(s.a.waiters + s.b.waiters, 0, 'nobody is left waiting');
   }
+}
+
+test('producer/consumer between Node processes: 1000 items through a one-slot buffer, each exactly once and in order (async and sync waits)', async (t) => {
+  await producerConsumer(t, [
+    ['this', 'node-sync'],
+    ['node-async', 'this'],
+    ['node-sync', 'node-async'],
+  ]);
 });
 
 test('producer/consumer between Node and C (ipx_cond_wait / ipx_cond_notify): 1000 items each way, each exactly once and in order', async (t) => {
-  const N = 1000;
-  for (const [producer, consumer] of [
+  await producerConsumer(t, [
     ['c', 'this'],
     ['this', 'c'],
     ['c', 'node-sync'],
     ['node-async', 'c'],
-  ] as const) {
-    const s = shared(t);
-    const children: Promise<string>[] = [];
-    if (producer !== 'this') children.push(runPeer(t, producer, s.name, 'produce', N));
-    if (consumer !== 'this') children.push(runPeer(t, consumer, s.name, 'consume', N));
-    const seen: number[] = [];
-    if (producer === 'this') {
-      for (let i = 1; i <= N; i++) {
-        await s.m.lock();
-        while (Atomics.load(s.d, FULL)) await s.b.wait(s.m, { timeout: 20_000 });
-        Atomics.store(s.d, VALUE, i);
-        Atomics.store(s.d, FULL, 1);
-        s.a.notify();
-        s.m.unlock();
-      }
-    } else if (consumer === 'this') {
-      for (let i = 1; i <= N; i++) {
-        await s.m.lock();
-        while (!Atomics.load(s.d, FULL)) await s.a.wait(s.m, { timeout: 20_000 });
-        seen.push(Atomics.load(s.d, VALUE));
-        Atomics.store(s.d, FULL, 0);
-        s.b.notify();
-        s.m.unlock();
-      }
-    }
-    const out = (await Promise.all(children)).join('');
-    if (producer !== 'this') assert.match(out, new RegExp(`^produced ${N}$`, 'm'));
-    if (consumer !== 'this') assert.match(out, new RegExp(`^consumed ${N} bad 0$`, 'm'), `${producer} -> ${consumer}`);
-    else assert.deepEqual(seen, Array.from({ length: N }, (_, i) => i + 1));
-    assert.equal(s.a.waiters + s.b.waiters, 0, 'nobody is left waiting');
-  }
+  ]);
 });
 
 test('notifyAll wakes every waiter (C processes, Node processes sync and async, this process), whoever notifies; notify wakes one', async (t) => {

@@ -67,13 +67,7 @@ const P = { IDLE: 0, WANT_WRITE: 1, WRITING: 2, WANT_READ: 3, READING: 4, END_WR
 
 after(() => {
   const left = shmEntries(PREFIX);
-  for (const f of left) {
-    try {
-      posix.SharedMemory.unlink(`/${f}`);
-    } catch {
-      // already gone
-    }
-  }
+  for (const f of left) unlinkQuietly('/' + f);
   assert.deepEqual(left, [], 'shared memory objects left behind');
 });
 

@@ -314,6 +314,17 @@ async function shmWrite(m: Mapped, offset: number, data: Buffer | undefined, hex
   flush();
 }
 
+/** What a create may name: a target, or none with --private (a System V object with no key). */
+function checkCreateTarget(target: Target | undefined, isPrivate: boolean | undefined, what: 'segment' | 'set'): void {
+  if (isPrivate) {
+    if (target) fail(`--private makes a new ${what} with no key: give no target with it`, Exit.usage);
+  } else if (!target) fail(`say what to create: a target (/name, 0xKEY, ftok:PATH:PROJ), or --private for a System V ${what} with no key`, Exit.usage);
+}
+
+function existingId(what: 'segment' | 'set'): never {
+  return fail(`a System V id names an existing ${what}; create by key (0xKEY, key:N, ftok:PATH:PROJ) or with --private`, Exit.usage);
+}
+
 interface CreateOpts {
   size: number;
   mode?: number;
@@ -322,9 +333,7 @@ interface CreateOpts {
 }
 
 function shmCreate(target: Target | undefined, o: CreateOpts): void {
-  if (o.private) {
-    if (target) fail('--private makes a new segment with no key: give no target with it', Exit.usage);
-  } else if (!target) fail("say what to create: a target (/name, 0xKEY, ftok:PATH:PROJ), or --private for a System V segment with no key", Exit.usage);
+  checkCreateTarget(target, o.private, 'segment');
   if (target?.kind === 'posix') {
     const shm = posix.SharedMemory.create(target.name, { size: o.size, mode: o.mode, exclusive: o.exclusive ?? false });
     try {
@@ -335,7 +344,7 @@ function shmCreate(target: Target | undefined, o: CreateOpts): void {
     }
     return;
   }
-  if (target?.kind === 'id') fail(`a System V id names an existing segment; create by key (0xKEY, key:N, ftok:PATH:PROJ) or with --private`, Exit.usage);
+  if (target?.kind === 'id') existingId('segment');
   if (target) notPrivate(target, 'segment');
   const key = target?.key;
   let shm: sysv.SharedMemory;
@@ -745,15 +754,13 @@ interface SemCreateOpts {
 }
 
 function semCreate(target: Target | undefined, o: SemCreateOpts): void {
-  if (o.private) {
-    if (target) fail('--private makes a new set with no key: give no target with it', Exit.usage);
-  } else if (!target) fail('say what to create: a target (/name, 0xKEY, ftok:PATH:PROJ), or --private for a System V set with no key', Exit.usage);
+  checkCreateTarget(target, o.private, 'set');
   if (target?.kind === 'posix') {
     if (o.count !== undefined) fail('--count is the size of a System V set; a POSIX semaphore is a single one', Exit.usage);
     posix.Semaphore.create(target.name, { value: o.value, mode: o.mode, exclusive: o.exclusive ?? false }).close();
     return;
   }
-  if (target?.kind === 'id') fail('a System V id names an existing set; create by key (0xKEY, key:N, ftok:PATH:PROJ) or with --private', Exit.usage);
+  if (target?.kind === 'id') existingId('set');
   if (target) notPrivate(target, 'semaphore set');
   const key = target?.key;
   const count = o.count ?? 1;
