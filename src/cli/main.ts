@@ -2,13 +2,6 @@
 /** The `interprocess` command. */
 import { readFileSync } from 'node:fs';
 import { Command, Argument, CommanderError } from 'commander';
-import { mechanisms, runDemo, type Mechanism } from './demo.js';
-import { runPeer } from './demo-peer.js';
-import { registerObjectCommands } from './objects-cmd.js';
-import { registerTopCommand } from './top.js';
-import { registerShmSemCommands } from './verbs-shm-sem.js';
-import { registerQueueCommands } from './verbs-queue.js';
-import { registerBench } from './bench.js';
 import { CliError, Exit, exitCodeOf, exitCodesHelp } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,27 +19,52 @@ const program = new Command('interprocess')
     process.exit(err.exitCode === 0 ? 0 : Exit.usage);
   });
 
-program
-  .command('demo')
-  .description('walk through the classic IPC tutorial between real processes')
-  .addArgument(new Argument('[mechanism...]', 'which walkthroughs to run (default: all)').choices(mechanisms))
-  .action(async (which: Mechanism[]) => {
-    await runDemo(which, process.stdout);
-  });
+type Register = (program: Command) => void;
 
-registerObjectCommands(program);
-registerTopCommand(program);
-registerShmSemCommands(program);
-registerQueueCommands(program);
-registerBench(program);
+/**
+ * Each command's module, with the libraries it needs (tables, progress bars, the
+ * demos), is loaded only when that command runs, so that a verb in a shell loop
+ * starts without the others; the full help, or an unknown command, loads them all.
+ */
+const commands: Array<[names: string[], load: () => Promise<Register>]> = [
+  [
+    ['demo'],
+    async () => {
+      const { mechanisms, runDemo } = await import('./demo.js');
+      return (p) =>
+        p
+          .command('demo')
+          .description('walk through the classic IPC tutorial between real processes')
+          .addArgument(new Argument('[mechanism...]', 'which walkthroughs to run (default: all)').choices(mechanisms))
+          .action(async (which: Parameters<typeof runDemo>[0]) => {
+            await runDemo(which, process.stdout);
+          });
+    },
+  ],
+  [['ls', 'rm', 'clean'], async () => (await import('./objects-cmd.js')).registerObjectCommands],
+  [['top'], async () => (await import('./top.js')).registerTopCommand],
+  [['shm', 'sem'], async () => (await import('./verbs-shm-sem.js')).registerShmSemCommands],
+  [['queue', 'channel'], async () => (await import('./verbs-queue.js')).registerQueueCommands],
+  [['bench'], async () => (await import('./bench.js')).registerBench],
+  [
+    ['demo-peer'],
+    async () => {
+      const { runPeer } = await import('./demo-peer.js');
+      return (p) =>
+        p
+          .command('demo-peer', { hidden: true })
+          .argument('<role>')
+          .argument('[args...]')
+          .action(async (role: string, args: string[]) => {
+            await runPeer(role, args, process.stdout);
+          });
+    },
+  ],
+];
 
-program
-  .command('demo-peer', { hidden: true })
-  .argument('<role>')
-  .argument('[args...]')
-  .action(async (role: string, args: string[]) => {
-    await runPeer(role, args, process.stdout);
-  });
+const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const named = commands.filter(([names]) => first !== undefined && names.includes(first));
+for (const [, load] of named.length ? named : commands) (await load())(program);
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`interprocess: ${err instanceof Error ? err.message : String(err)}\n`);
