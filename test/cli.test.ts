@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { root, run, shmEntries, sysvIds, sysvShmIds } from './helpers.js';
 
@@ -95,3 +95,37 @@ test('Ctrl-C during the demo removes what it created', async () => {
   assert.equal(r.code, 130, `exit ${r.code} ${r.signal}\n${r.stderr}`);
   assert.deepEqual(shmEntries(name), [], `${name} was left in /dev/shm`);
 });
+
+test('a reader that goes away (demo | head) ends the demo quietly: exit 0, no stack trace, peers stopped, nothing left', async () => {
+  const { spawn } = await import('node:child_process');
+  const { waitForLine, until } = await import('./helpers.js');
+  const segmentsBefore = sysvShmIds();
+  const queuesBefore = sysvIds('msg');
+  const setsBefore = sysvIds('sem');
+  const dirsBefore = demoTempDirs();
+  const child = spawn(process.execPath, [cli, 'demo', 'shm', 'msg', 'sem'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+  // Read until the System V part has objects to remove, then hang up, as head does.
+  const line = await waitForLine(child, /created \/interprocess-demo-\d+/);
+  const name = line.match(/\/interprocess-demo-\d+/)![0];
+  child.stdout.destroy();
+  const code = await exit;
+  assert.equal(code, 0, stderr);
+  assert.equal(stderr, '', 'nothing on stderr');
+  await until(() => !readdirSync('/proc').some((p) => /^\d+$/.test(p) && readFileSafe(`/proc/${p}/cmdline`).includes('demo-peer')), 'the peers are gone', 5000);
+  assert.deepEqual(shmEntries(name), []);
+  assert.deepEqual([...sysvShmIds()].filter((id) => !segmentsBefore.has(id)), []);
+  assert.deepEqual([...sysvIds('msg')].filter((id) => !queuesBefore.has(id)), []);
+  assert.deepEqual([...sysvIds('sem')].filter((id) => !setsBefore.has(id)), []);
+  assert.deepEqual(demoTempDirs().filter((d) => !dirsBefore.includes(d)), []);
+});
+
+function readFileSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}

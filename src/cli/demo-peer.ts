@@ -137,6 +137,11 @@ async function channelPeer(out: Out, reqName: string, repName: string): Promise<
 }
 
 export async function runPeer(role: string, args: string[], out: Out): Promise<void> {
+  // The demo's reader went away (`interprocess demo | head`): the parent removes what is owed; a peer just ends.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   switch (role) {
     case 'pipe': return pipePeer(out);
     case 'fifo': return fifoPeer(out, args[0]!);

@@ -47,10 +47,20 @@ function owe(undo: () => void): () => void {
   };
 }
 function onSignal(signal: NodeJS.Signals): void {
+  leave(signal === 'SIGINT' ? 130 : 143);
+}
+/** Ends the process now, after the removals still owed (exit skips the walkthroughs' finally blocks). */
+function leave(code: number): never {
+  for (const child of peers) child.kill('SIGKILL');
   for (const undo of owed) {
     try { undo(); } catch { /* best effort on the way out */ }
   }
-  process.exit(signal === 'SIGINT' ? 130 : 143);
+  process.exit(code);
+}
+/** Nobody reads the demo any more (`interprocess demo | head`): stop quietly, as other tools do, leaving nothing behind. */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') leave(0);
+  throw err;
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -62,13 +72,21 @@ function exited(child: ChildProcess): Promise<void> {
   });
 }
 
+/** The peers still running, stopped by leave() before it removes what they use. */
+const peers = new Set<ChildProcess>();
+
 function peer(role: string, args: string[], extra: { pipes?: Array<'toChild' | 'fromChild'>; watch?: boolean } = {}) {
   const argv = [cliPath, 'demo-peer', role, ...args];
-  if (extra.pipes) return spawnWithPipes(process.execPath, argv, { pipes: extra.pipes, stdio: ['ignore', 'inherit', 'inherit'] });
+  const tracked = <T extends { child: ChildProcess }>(p: T): T => {
+    peers.add(p.child);
+    p.child.once('exit', () => peers.delete(p.child));
+    return p;
+  };
+  if (extra.pipes) return tracked(spawnWithPipes(process.execPath, argv, { pipes: extra.pipes, stdio: ['ignore', 'inherit', 'inherit'] }));
   // watch: the child's output is read here (and passed on) to follow its progress.
   const child = spawn(process.execPath, argv, { stdio: ['ignore', extra.watch ? 'pipe' : 'inherit', 'inherit'] });
   if (extra.watch) child.stdout!.on('data', (d: Buffer) => process.stdout.write(d));
-  return { child, pipes: [], childFds: [] };
+  return tracked({ child, pipes: [], childFds: [] });
 }
 
 function keyFileIn(dir: string, name: string): string {
@@ -381,6 +399,7 @@ const walkthroughs: Record<Mechanism, (out: Out) => Promise<void>> = {
 
 export async function runDemo(which: Mechanism[] | undefined, out: Out): Promise<void> {
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  process.stdout.on('error', onStdoutError);
   // All walkthroughs by default; the QEMU one where QEMU and a guest kernel are
   // installed (otherwise it says, in one line, why it is skipped and how to get it).
   for (const m of which?.length ? which : mechanisms) await walkthroughs[m](out);
