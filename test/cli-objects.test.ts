@@ -366,3 +366,28 @@ test('clean --stale on a terminal lists what it would remove and asks: n keeps, 
   assert.match(yes.out, new RegExp(`^removed channel ${name} `, 'm'));
   assert.deepEqual(shmEntries(name), []);
 });
+
+test('a reader that goes away (ls | head -1) ends the listing quietly: exit 0, nothing on stderr', T, async (t) => {
+  const base = uniqueName('cli-epipe');
+  const names = Array.from({ length: 1500 }, (_, i) => `${base}-${i}`);
+  t.after(() => {
+    for (const n of names) {
+      try {
+        posix.SharedMemory.unlink(n);
+      } catch {
+        /* not made */
+      }
+    }
+  });
+  for (const n of names) posix.SharedMemory.create(n, { size: 64 }).close();
+  for (const args of [['ls'], ['ls', '--json']]) {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const code = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    child.stdout.destroy(); // as head does after its first line
+    assert.equal(await code, 0, `${args.join(' ')}: ${stderr}`);
+    assert.doesNotMatch(stderr, /EPIPE|\n\s+at /, args.join(' '));
+  }
+});

@@ -62,6 +62,14 @@ const commands: Array<[names: string[], load: () => Promise<Register>]> = [
   ],
 ];
 
+// A reader that went away (`interprocess ls | head`): end quietly, as Unix tools do. Commands
+// that must clean up (demo) or report a message lost on the way out (recv) listen themselves.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (process.stdout.listenerCount('error') > 1) return;
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
 const named = commands.filter(([names]) => first !== undefined && names.includes(first));
 for (const [, load] of named.length ? named : commands) (await load())(program);
