@@ -275,6 +275,8 @@ describe('interprocess shm and sem', { concurrency: 4 }, () => {
       cli(['shm', 'create', key, '--size', '4096']),
       cli(['shm', 'create', '--private', '--size', '64']),
     ]);
+    // Removed after the test whatever the assertions below say (idFrom registers it).
+    const privId = idFrom(t, priv!.stdout.toString(), 'shm');
     assert.equal(byId!.stdout.length, 100, 'the segment\'s size, not a page');
     assert.equal(byId!.stdout.subarray(0, 7).toString(), 'by key\0');
     assert.match(text!.stdout.toString(), new RegExp(`^Shared memory Segment shmid=${id}\\nkey=${key}\\n`));
@@ -282,7 +284,6 @@ describe('interprocess shm and sem', { concurrency: 4 }, () => {
     assert.match(text!.stdout.toString(), /\natt_time=\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\ndet_time=.*\nchange_time=/);
     assert.equal(reopened!.stdout.toString(), `Shared memory id: ${id}\n`, 'an existing segment is opened');
     failed(larger!, 1, new RegExp(`segment ${id} with key ${key} exists with 100 bytes, fewer than --size 4096`), 'larger');
-    const privId = idFrom(t, priv!.stdout.toString(), 'shm');
     assert.deepEqual([sysv.SharedMemory.stat(privId).key, sysv.SharedMemory.stat(privId).size], [0, 64]);
 
     holder.stdin!.end();
@@ -438,10 +439,11 @@ describe('interprocess shm and sem', { concurrency: 4 }, () => {
       cli(['sem', 'create', key, '--count', '4']),
       cli(['sem', 'create', '--private', '--count', '2']),
     ]);
+    const privId = idFrom(t, priv!.stdout.toString(), 'sem'); // removed after the test whatever the assertions below say
     failed(tooMany!, 3, new RegExp(`semaphore 2 of set with key ${key} is 5, less than --by 6`), 'wait --by 6');
     assert.equal(reopened!.stdout.toString(), `Semaphore id: ${id}\n`, 'an existing set is opened');
     failed(larger!, 1, /exists with 3 semaphores, fewer than --count 4/, 'larger set');
-    assert.equal(sysv.SemaphoreSet.stat(idFrom(t, priv!.stdout.toString(), 'sem')).nsems, 2);
+    assert.equal(sysv.SemaphoreSet.stat(privId).nsems, 2);
     assert.deepEqual(setOf(id).getAll(), [1, 0, 5]);
   });
 
