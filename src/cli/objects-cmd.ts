@@ -8,7 +8,7 @@ import Table from 'cli-table3';
 import pc from 'picocolors';
 import { posix, sysv } from '../index.js';
 import { GROUPS, listObjects, mqueueMounted, objectLabel, MQUEUE_HINT, PACKAGE_TYPES, type IpcObject, type ObjectType } from './objects.js';
-import { CliError, Exit, exitCodeOf, fail, formatKey, parseTarget, type Target } from './target.js';
+import { CliError, Exit, codeOf, exitCodeOf, fail, formatKey, parseTarget, type Target } from './target.js';
 
 const TYPES: readonly ObjectType[] = ['msg', 'shm', 'sem', 'posix-mq', 'posix-shm', 'posix-sem', ...PACKAGE_TYPES];
 
@@ -271,7 +271,7 @@ function removeTarget(target: Target, type: ObjectType | undefined): string {
       try {
         posix.MessageQueue.unlink(target.name);
       } catch (err) {
-        if ((err as { code?: string }).code === 'ENOENT') fail(`no IPC object named ${target.name}${type ? ` of type ${type}` : ''}`, Exit.notFound);
+        if (codeOf(err) === 'ENOENT') fail(`no IPC object named ${target.name}${type ? ` of type ${type}` : ''}`, Exit.notFound);
         throw err;
       }
     }

@@ -83,6 +83,16 @@ export function parseTimeout(text: string): number {
   return Number(text);
 }
 
+/** Permission bits in octal, as chmod takes them: 600, 0644, 0o660 (commander argParser). */
+export function parseMode(text: string): number {
+  const m = /^(?:0o?)?([0-7]{1,3})$/i.exec(text);
+  if (!m) throw new InvalidArgumentError(`a mode is octal permission bits such as 600 or 0644 (got '${text}')`);
+  return parseInt(m[1]!, 8);
+}
+
+/** The `code` of whatever was thrown (a system error's 'ENOENT', Node's 'ABORT_ERR'), if it has one. */
+export const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
+
 /** Parses a non-negative integer option (commander argParser). */
 export function parseCount(text: string): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new InvalidArgumentError(`expected a non-negative integer (got '${text}')`);
@@ -97,7 +107,7 @@ export function parseCount(text: string): number {
  * itself.
  */
 export function exitCodeOf(err: unknown): number {
-  const code = (err as { code?: unknown } | null)?.code;
+  const code = codeOf(err);
   if (code === 'ETIMEDOUT' || code === 'EAGAIN' || code === 'ABORT_ERR') return Exit.timeout;
   if (code === 'ENOENT' || code === 'EIDRM') return Exit.notFound;
   return Exit.error;

@@ -20,7 +20,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Channel, type ChannelInfo } from '../channel.js';
 import * as posix from '../posix.js';
 import * as sysv from '../sysv.js';
-import { Exit, fail, formatKey, parseCount, parseTarget, parseTimeout, type Target } from './target.js';
+import { Exit, codeOf, fail, formatKey, parseCount, parseMode, parseTarget, parseTimeout, type Target } from './target.js';
 
 // ---- argument parsers (commander argParser: InvalidArgumentError exits 2) ----
 
@@ -38,12 +38,6 @@ const parseReceiveType = (text: string): number =>
 const parsePriority = (text: string): number =>
   parseInteger(text, 0, posix.MQ_PRIO_MAX - 1, `a priority is an integer from 0 to ${posix.MQ_PRIO_MAX - 1}`);
 const parsePositive = (text: string): number => parseInteger(text, 1, 0x7fffffff, 'expected a positive integer');
-
-function parseMode(text: string): number {
-  const m = /^(?:0o?)?([0-7]{1,3})$/i.exec(text);
-  if (!m) throw new InvalidArgumentError(`a mode is octal permission bits such as 600 or 0644 (got '${text}')`);
-  return parseInt(m[1]!, 8);
-}
 
 /** A ring size in bytes, with an optional K/M/G (binary) suffix: 64K, 1M. */
 function parseCapacity(text: string): number {
@@ -137,7 +131,6 @@ function localTime(d: Date | null): string {
 }
 
 const octal = (mode: number): string => `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
-const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 
 // ---- one interface over the three kinds ------------------------------------------
 

@@ -14,7 +14,7 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import { posix, sysv, IpcError } from '../index.js';
-import { Exit, fail, formatKey, parseCount, parseTarget, parseTimeout, type Target } from './target.js';
+import { Exit, fail, formatKey, parseCount, parseMode, parseTarget, parseTimeout, type Target } from './target.js';
 
 export function registerShmSemCommands(program: Command): void {
   registerShm(program);
@@ -60,13 +60,6 @@ function parseSize(text: string): number {
   const n = parseBytes(text);
   if (n === 0) throw new InvalidArgumentError('the size must be at least 1 byte');
   return n;
-}
-
-/** Permission bits in octal, as chmod takes them: 600, 0644, 0o660. */
-function parseMode(text: string): number {
-  const m = /^(?:0o?)?([0-7]{1,3})$/i.exec(text);
-  if (!m) throw new InvalidArgumentError(`a mode is octal permission bits such as 600 or 0644 (got '${text}')`);
-  return parseInt(m[1]!, 8);
 }
 
 function parsePositive(text: string): number {
