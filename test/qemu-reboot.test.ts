@@ -11,9 +11,13 @@ import { buildInitramfs, qemuDir, requireQemu } from './qemu/guest.js';
 test('the host end of a serial pipe survives a guest reboot and ends when QEMU exits', async (t) => {
   if (!requireQemu(t)) return;
   const initrd = await buildInitramfs(t, {
-    init: `stty -F /dev/ttyS1 raw -echo
-echo "READY boot $(cat /proc/sys/kernel/random/boot_id)" > /dev/ttyS1
-read -r cmd < /dev/ttyS1
+    // ttyS1 is held open (fd 3) for the whole script: each last close shuts
+    // the 8250 UART down, and bytes the host sends then are dropped (the
+    // host's command could arrive between the echo's close and the read).
+    init: `exec 3<>/dev/ttyS1
+stty -F /dev/ttyS1 raw -echo
+echo "READY boot $(cat /proc/sys/kernel/random/boot_id)" >&3
+read -r cmd <&3
 [ "$cmd" = reboot ] && reboot -f`,
   });
   const { dir, cleanup } = tempDir('qemu-reboot');
