@@ -261,6 +261,10 @@ export class Channel implements Disposable {
   #batch: Buffer | undefined; // copies of published records (see #tryReceive)
   #batchAt = 0; // the ring index (like tail) of #batch[0]
   #length = 0;
+  // The last target of a receive-into, as bytes and (when 4-byte aligned) as words: most callers reuse one.
+  #intoTarget: ArrayBufferView | undefined;
+  #intoBytes: Uint8Array | undefined;
+  #intoWords: Int32Array | undefined;
 
   // Async waits, per side: FIFO of pending calls, whether the side is marked asleep on its
   // doorbell, and one timer for deadlines and peer checks.
@@ -688,7 +692,12 @@ export class Channel implements Disposable {
       }
     }
     if (this.#queues[side].length === 0) {
-      const now = attempt();
+      let now: T | undefined;
+      try {
+        now = attempt(); // may throw (EMSGSIZE of a receive-into, EBADMSG): a rejection, as when queued
+      } catch (err) {
+        return Promise.reject(err);
+      }
       if (now !== undefined) return Promise.resolve((now === SENT ? undefined : now) as T);
     }
     return this.#park(side, attempt, options) as Promise<T>;
@@ -889,6 +898,45 @@ export class Channel implements Disposable {
     return message;
   }
 
+  /** The target of a receive-into as bytes (cached: most callers reuse one buffer). */
+  #targetBytes(target: ArrayBufferView): Uint8Array {
+    if (target === this.#intoTarget && target !== undefined && target.byteLength === this.#intoBytes!.byteLength) return this.#intoBytes!; // (a resized or detached buffer changes the length)
+    if (!ArrayBuffer.isView(target)) throw invalidArgument('target must be a Buffer, TypedArray or DataView', 'ERR_INVALID_ARG_TYPE');
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+    this.#intoWords = (bytes.byteOffset & 3) === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2) : undefined;
+    this.#intoTarget = target;
+    this.#intoBytes = bytes;
+    return bytes;
+  }
+
+  /** Copies the next message into `into`: its length, or undefined if none; EMSGSIZE (left in the ring) if it does not fit. */
+  #tryReceiveInto(into: Uint8Array): number | undefined {
+    if (this.#viewNextTail !== -1) return undefined;
+    const at = this.#peek();
+    if (at < 0) return undefined;
+    const length = this.#length;
+    if (length > into.byteLength) {
+      throw new TooLargeError('EMSGSIZE', {
+        errno: -90,
+        path: this.name,
+        message: `EMSGSIZE: the next message of channel '${this.name}' has ${length} bytes, more than the ${into.byteLength}-byte target (it stays in the channel)`,
+      });
+    }
+    const words = this.#intoWords;
+    if (length <= 64 && into === this.#intoBytes && words !== undefined && length >> 2 <= words.length) {
+      // A few words: a loop costs less than the source view set() needs.
+      const i32 = this.#i32;
+      const n = length >> 2;
+      const from = at >> 2;
+      for (let k = 0; k < n; k++) words[k] = i32[from + k]!;
+      for (let k = n << 2; k < length; k++) into[k] = this.#u8[at + k]!;
+    } else {
+      into.set(new Uint8Array(this.#buffer, at, length));
+    }
+    this.#consume(this.#nextTail);
+    return length;
+  }
+
   #tryReceiveView(): Uint8Array | undefined {
     if (this.#viewNextTail !== -1) return undefined;
     const at = this.#peek();
@@ -955,6 +1003,51 @@ export class Channel implements Disposable {
       this.#noAsyncWaits('receiver');
     }
     return this.#tryReceive() ?? this.#block('receiver', this.#receiveAttempt, options);
+  }
+
+  /**
+   * Copies the next message, if one is there now, into `target` (from its
+   * first byte) and returns its length in bytes; undefined if there is none
+   * (also while async receives of this handle wait). Never waits. Nothing is
+   * allocated: for loops that reuse one buffer, as `fs.readSync`.
+   *
+   * @throws {TooLargeError} EMSGSIZE: the next message is longer than `target`; it stays first in the channel ({@link Channel.maxMessage} bytes always suffice).
+   * @throws {InvalidArgumentError} EBUSY: another live receiver is attached, or a message view is not released; ERR_INVALID_ARG_TYPE: `target` is not a Buffer, TypedArray or DataView.
+   * @throws {IpcError} EBADF: the handle is closed; EBADMSG: the ring holds a damaged record.
+   */
+  tryReceiveInto(target: ArrayBufferView): number | undefined {
+    const into = this.#targetBytes(target);
+    this.#readyToReceive();
+    return this.#queues.receiver.length ? undefined : this.#tryReceiveInto(into);
+  }
+
+  /**
+   * As {@link Channel.tryReceiveInto}, waiting without blocking the event loop
+   * (no thread); errors as {@link Channel.receive}, and EMSGSIZE as
+   * tryReceiveInto(). `target` must not be used until the promise settles.
+   */
+  receiveInto(target: ArrayBufferView, options?: WaitOptions): Promise<number> {
+    let into: Uint8Array;
+    try {
+      into = this.#targetBytes(target);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#receiveAsync(() => this.#tryReceiveInto(into), options);
+  }
+
+  /**
+   * As {@link Channel.tryReceiveInto}, spinning briefly then sleeping (this
+   * thread); errors as {@link Channel.receiveSync}, and EMSGSIZE as
+   * tryReceiveInto(). The lowest-latency receive: no allocation per message.
+   */
+  receiveIntoSync(target: ArrayBufferView, options?: { timeout?: number }): number {
+    const into = this.#targetBytes(target);
+    if (!this.#receiver || this.#viewNextTail !== -1 || this.#queues.receiver.length || this.#closed) {
+      this.#readyToReceive();
+      this.#noAsyncWaits('receiver');
+    }
+    return this.#tryReceiveInto(into) ?? this.#block('receiver', () => this.#tryReceiveInto(into), options);
   }
 
   /**
@@ -1290,6 +1383,7 @@ export class Channel implements Disposable {
     }
     for (const bell of Object.values(this.#bells)) bell?.close();
     this.#bells = {};
+    this.#intoTarget = this.#intoBytes = this.#intoWords = undefined;
     this.#shm?.close();
     this.#shm = undefined;
   }

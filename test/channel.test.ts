@@ -39,16 +39,18 @@ function channel(t: import('node:test').TestContext, capacity = 1 << 16): Channe
   return ch;
 }
 
-for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['sync', 'async'], ['async', 'sync']] as const) {
+for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['sync', 'async'], ['async', 'sync'], ['sync', 'into-sync'], ['async', 'into-async']] as const) {
   test(`20000 messages of random sizes cross processes in order and intact (${sendMode} sender, ${receiveMode} receiver)`, async (t) => {
     const ch = channel(t);
     const N = 20000;
     const child = spawnNode(SENDER, [ch.name, sendMode, String(N)]);
     const done = collect(child);
     const h = createHash('sha256');
+    const into = Buffer.alloc(ch.maxMessage); // receive-into: one buffer for every message
     for (let i = 0; i < N; i++) {
-      const m = receiveMode === 'sync' ? ch.receiveSync({ timeout: 20000 }) : await ch.receive({ timeout: 20000 });
-      h.update(m);
+      if (receiveMode === 'into-sync') h.update(into.subarray(0, ch.receiveIntoSync(into, { timeout: 20000 })));
+      else if (receiveMode === 'into-async') h.update(into.subarray(0, await ch.receiveInto(into, { timeout: 20000 })));
+      else h.update(receiveMode === 'sync' ? ch.receiveSync({ timeout: 20000 }) : await ch.receive({ timeout: 20000 }));
     }
     const r = await done;
     assert.equal(r.code, 0, r.stderr);
@@ -84,6 +86,22 @@ test('a message over the maximum is refused before anything is written; the chan
   assert.equal(ch.trySend(Buffer.alloc(ch.maxMessage, 7)), true);
   assert.equal(ch.tryReceive()!.length, ch.maxMessage);
   assert.equal(ch.tryReceive(), undefined);
+});
+
+test('a damaged record (a length past the maximum) is EBADMSG in every receive form, async ones as rejected promises, never a sync throw', async (t) => {
+  const ch = channel(t, 4096);
+  ch.sendSync(Buffer.alloc(10, 1));
+  const ring = new DataView(openBuffer(ch.name), 1024);
+  ring.setUint32(0, 0x7fffffff, true); // the first record's length word
+  const isBadMsg = (e: unknown): boolean => (e as { code?: string }).code === 'EBADMSG';
+  assert.throws(() => ch.tryReceive(), isBadMsg);
+  assert.throws(() => ch.receiveSync({ timeout: 100 }), isBadMsg);
+  assert.throws(() => ch.tryReceiveInto(Buffer.alloc(64)), isBadMsg);
+  for (const call of [() => ch.receive({ timeout: 100 }), () => ch.receiveInto(Buffer.alloc(64), { timeout: 100 }), () => ch.receiveView({ timeout: 100 })]) {
+    let p: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => (p = call()));
+    await assert.rejects(p!, isBadMsg);
+  }
 });
 
 test('a full ring holds the sender back until another process drains it', async (t) => {
