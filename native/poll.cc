@@ -4,13 +4,21 @@
 #include "common.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 #include <uv.h>
+
+#include <cerrno>
 
 namespace interprocess {
 
 namespace {
 
-// new Poller(fd, callback(status, readable, writable)); start(readable, writable); stop(); ref(bool); close().
+// new Poller(fd, callback(status, readable, writable), datagrams?); start(readable, writable); stop(); ref(bool); close().
+// With `datagrams` (a doorbell's socket), a readable descriptor has one
+// datagram taken here, before JavaScript is called, and JavaScript is called
+// only if there was one: a wake-up then costs one recv() and one call, as a
+// socket's read does (more queued datagrams keep it readable: the poll fires
+// again on the next turn of the loop).
 // The uv handle lives in its own allocation, freed by uv_close's callback,
 // because the JavaScript object may be collected before libuv is done with it.
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -35,6 +43,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
       throw Napi::Error::New(info.Env(), uv_strerror(err));
     }
     handle_->data = this;
+    fd_ = fd;
+    datagrams_ = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   }
 
   ~Poller() override { CloseHandle(); }
@@ -42,6 +52,14 @@ class Poller : public Napi::ObjectWrap<Poller> {
  private:
   static void OnPoll(uv_poll_t* h, int status, int events) {
     Poller* self = static_cast<Poller*>(h->data);
+    if (self->datagrams_ && status == 0 && (events & UV_READABLE)) {
+      char byte[8];
+      ssize_t r;
+      do r = recv(self->fd_, byte, sizeof byte, MSG_DONTWAIT);
+      while (r < 0 && errno == EINTR);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // taken already: nothing to tell
+      if (r < 0) status = -errno;
+    }
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
     napi_value argv[] = {Napi::Number::New(env, status), Napi::Boolean::New(env, events & UV_READABLE),
@@ -95,6 +113,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   uv_poll_t* handle_ = nullptr;
   bool active_ = false;
+  int fd_ = -1;
+  bool datagrams_ = false;
   Napi::FunctionReference callback_;
 };
 

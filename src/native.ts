@@ -98,7 +98,8 @@ export interface NativeBinding {
   mqSend(q: number, data: Uint8Array, priority: number): number;
   mqReceive(q: number, size: number): { data: Buffer; priority: number } | number;
   // descriptor readiness (native/poll.cc)
-  Poller: new (fd: number, callback: (status: number, readable: boolean, writable: boolean) => void) => NativePoller;
+  /** `datagrams`: a doorbell's socket; one datagram is taken before each callback, which is skipped if there was none. */
+  Poller: new (fd: number, callback: (status: number, readable: boolean, writable: boolean) => void, datagrams?: boolean) => NativePoller;
   pollFd(fd: number, readable: boolean, writable: boolean, timeoutMs: number): number;
   // semaphores (native/sem.cc)
   semOpen(name: string, oflag: number, mode: number, value: number): SemHandle | number;

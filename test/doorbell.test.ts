@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AbortError, AlreadyExistsError, TimeoutError } from 'interprocess';
 import { Doorbell, ring } from '#internal/doorbell';
-import { spawnNode, waitForLine, collect } from './helpers.js';
+import { spawnNode, waitForLine, collect, until } from './helpers.js';
 
 let n = 0;
 const name = (): string => `ipx-test-bell-${process.pid}-${++n}`;
@@ -44,6 +44,27 @@ test('rings before the wait are not lost; many rings wake one wait', async () =>
     for (let i = 0; i < 5; i++) assert.equal(ring(bell.name), true);
     await bell.wait({ timeout: 1000 });
     await assert.rejects(bell.wait({ timeout: 50 }), TimeoutError, 'all five were consumed by one wait');
+  } finally {
+    bell.close();
+  }
+});
+
+test('a listener is called after each ring (rings queued meanwhile take a call each at most), never without one; every ring is taken', async () => {
+  const bell = Doorbell.bind(name());
+  try {
+    let calls = 0;
+    bell.listen(() => calls++);
+    assert.equal(ring(bell.name), true);
+    await until(() => calls === 1, () => `the first ring (${calls} calls)`);
+    for (let i = 0; i < 4; i++) assert.equal(ring(bell.name), true); // queued before the loop turns
+    await until(() => calls >= 2, () => `the queued rings (${calls} calls)`);
+    await new Promise((r) => setTimeout(r, 100));
+    const settled = calls;
+    assert.ok(settled <= 5, `${settled} calls for 5 rings`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(calls, settled, 'no call without a ring (the poll is not left readable)');
+    bell.unlisten();
+    await assert.rejects(bell.wait({ timeout: 50 }), TimeoutError, 'every ring was taken');
   } finally {
     bell.close();
   }

@@ -51,23 +51,30 @@ export class Doorbell {
     return native.bellDrain(this.#fd) > 0;
   }
 
-  /** The poller, created on first use; its callback serves the listener, else the pending wait. */
+  /**
+   * The poller, created on first use; it takes a ring (one datagram) before
+   * each call, and calls only when it took one; the call serves the
+   * listener, else the pending wait. Rings left queued call again.
+   */
   #poll(): NativePoller {
-    this.#poller ??= new native.Poller(this.#fd, (status) => {
-      if (status < 0) {
-        const err = systemError(status, 'poll', { path: this.name });
-        if (this.#listener) this.#listener(err);
-        else this.#pending?.reject(err);
-      } else if (this.drain()) {
-        if (this.#listener) this.#listener();
+    this.#poller ??= new native.Poller(
+      this.#fd,
+      (status) => {
+        if (status < 0) {
+          const err = systemError(status, 'poll', { path: this.name });
+          if (this.#listener) this.#listener(err);
+          else this.#pending?.reject(err);
+        } else if (this.#listener) this.#listener();
         else this.#pending?.resolve();
-      }
-    });
+      },
+      true,
+    );
     return this.#poller;
   }
 
   /**
-   * Calls `onRing` each time the doorbell rings (the rings consumed first),
+   * Calls `onRing` after each ring, the ring consumed first (rings that
+   * queued up meanwhile take one call each at most; never a call without one),
    * until unlisten() or close(): the poll stays armed between rings, which
    * saves re-arming it per wait. `keepAlive` as for a socket's ref().
    */
