@@ -8,6 +8,7 @@ if (process.argv[2] === 'child') {
   const view = await out.reserve(5);                        // zero-copy: write in place, then commit
   view.set([1, 2, 3, 4, 5]);
   out.commit();
+  await out.send('into your buffer');
   out.sendSync('done');                                     // spins briefly, then sleeps on a futex
   out.close();
 } else {
@@ -20,6 +21,9 @@ if (process.argv[2] === 'child') {
     const view = await ch.receiveView({ timeout: 10_000 });    // a view into the ring, valid until release()
     console.log(`in place: ${[...view].join(',')}`);
     ch.release();
+    const buffer = Buffer.alloc(ch.maxMessage);               // reused: nothing allocated per message
+    const n = await ch.receiveInto(buffer, { timeout: 10_000 }); // copies the message in, returns its length
+    console.log(`into a buffer: ${buffer.toString('utf8', 0, n)}`);
     for await (const msg of ch) {                             // until close(); a dead sender throws PeerGoneError
       console.log(`then: ${msg}`);
       if (msg.toString() === 'done') break;

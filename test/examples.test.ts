@@ -19,7 +19,7 @@ const expectations: Record<string, RegExp[]> = {
   'shm-sysv.mjs': [/^Received: Hello, Shared Memory$/m, /^attached: 1, created by (\d+), last attach\/detach by (\d+)$/m],
   'msg-queue-sysv.mjs': [/^Received: Hello, Message Queue\nreply of type 2: Hello back$/m],
   'mq-posix.mjs': [/^first: routine\nurgent \(priority 9\)\nroutine again \(priority 1\)$/m],
-  'channel.mjs': [/^Received: Hello, Channel\nin place: 1,2,3,4,5\nthen: done\nstale after use\? false$/m],
+  'channel.mjs': [/^Received: Hello, Channel\nin place: 1,2,3,4,5\ninto a buffer: into your buffer\nthen: done\nstale after use\? false$/m],
   'sem-sysv.mjs': [/^Parent entering critical section\nParent leaving critical section\nChild entering critical section\nChild leaving critical section$/m],
   'sem-sysv-ops.mjs': [
     /^after the child died: 1,0\nafter one atomic op: 0,1\ntryOp -1 on semaphore 0: false\nwaiters on 1: \{"forIncrease":0,"forZero":1\}\nsemaphore 1 reached zero\nwait on semaphore 0: TimeoutError ETIMEDOUT$/m,
