@@ -6,23 +6,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortError, Channel, InvalidArgumentError, TimeoutError, TooLargeError } from 'interprocess';
-import { collect, rejectsLike, spawnNode, throwsLike, uniqueName } from './helpers.js';
+import { collect, rejectsLike, spawnNode, testChannel, throwsLike, uniqueName } from './helpers.js';
 
 const T = { timeout: 20_000 };
 
-function channel(t: TestContext, capacity = 1 << 16): Channel {
-  const name = uniqueName('into');
-  const ch = Channel.create(name, { capacity });
-  t.after(() => {
-    ch.close();
-    try {
-      Channel.unlink(name);
-    } catch {
-      /* already gone */
-    }
-  });
-  return ch;
-}
+/** A channel made for one test, closed and unlinked after it. */
+const channel = (t: TestContext, capacity = 1 << 16): Channel => testChannel(t, 'into', capacity);
 
 /** Message i of n bytes: byte k is (i*31 + k*7 + 3) & 255. */
 function message(i: number, n: number): Buffer {

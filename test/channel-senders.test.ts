@@ -10,21 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { AlreadyExistsError, Channel, InvalidArgumentError, IpcError, PeerGoneError, TimeoutError, posix } from 'interprocess';
-import {
-  collect,
-  killOnExit,
-  rejectsLike,
-  settled,
-  shmEntries,
-  spawnNode,
-  throwsLike,
-  uniqueName,
-  unlinkQuietly,
-  until,
-  waitForLine,
-  withTimeout,
-  type RunResult,
-} from './helpers.js';
+import { collect, killOnExit, rejectsLike, settled, shmEntries, spawnNode, testChannel, throwsLike, type RunResult, uniqueName, unlinkQuietly, until, waitForLine, withTimeout } from './helpers.js';
 
 // ---- layout (docs/channel.md), as Int32 indices into the object ------------
 
@@ -56,16 +42,8 @@ const align8 = (n: number): number => (n + 7) & ~7;
 
 // ---- fixtures ----------------------------------------------------------------
 
-/** A fresh channel (closed and unlinked after the test). */
-function channel(t: TestContext, capacity = 1 << 16): Channel {
-  const name = uniqueName('cs');
-  const ch = Channel.create(name, { capacity });
-  t.after(() => {
-    ch.close();
-    unlinkQuietly(name);
-  });
-  return ch;
-}
+/** A channel made for one test, closed and unlinked after it. */
+const channel = (t: TestContext, capacity = 1 << 16): Channel => testChannel(t, 'cs', capacity);
 
 /** Another handle on the channel (closed after the test). */
 function handle(t: TestContext, name: string): Channel {

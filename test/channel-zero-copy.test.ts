@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { AbortError, Channel, InvalidArgumentError, PeerGoneError, TimeoutError, TooLargeError, posix } from 'interprocess';
-import { collect, finished, killOnExit, rejectsLike, settled, shmEntries, spawnNode, throwsLike, uniqueName, until, waitForLine, withTimeout } from './helpers.js';
+import { collect, finished, killOnExit, rejectsLike, settled, shmEntries, spawnNode, testChannel, throwsLike, uniqueName, until, waitForLine, withTimeout } from './helpers.js';
 
 // Int32 indices of the control fields (docs/channel.md), and the ring's byte offset.
 const RECEIVER_PID = 19;
@@ -22,20 +22,8 @@ const T = { timeout: 20_000 };
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-/** A channel created for one test, closed and unlinked after it. */
-function channel(t: TestContext, capacity = 4096): Channel {
-  const name = uniqueName('zc');
-  const ch = Channel.create(name, { capacity });
-  t.after(() => {
-    ch.close();
-    try {
-      Channel.unlink(name);
-    } catch {
-      /* already gone */
-    }
-  });
-  return ch;
-}
+/** A channel made for one test, closed and unlinked after it. */
+const channel = (t: TestContext, capacity = 4096): Channel => testChannel(t, 'zc', capacity);
 
 /** Another handle on the same channel (this process), closed after the test. */
 function reopen(t: TestContext, ch: Channel): Channel {

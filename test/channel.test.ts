@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { AbortError, Channel, PeerGoneError, TimeoutError, TooLargeError, posix } from 'interprocess';
-import { collect, shmEntries, spawnNode, uniqueName, waitForLine } from './helpers.js';
+import { collect, shmEntries, spawnNode, testChannel, uniqueName, waitForLine } from './helpers.js';
 
 const SENDER = `
   import { Channel } from 'interprocess';
@@ -29,15 +29,8 @@ const SENDER = `
   ch.close();
 `;
 
-function channel(t: import('node:test').TestContext, capacity = 1 << 16): Channel {
-  const name = uniqueName('ch');
-  const ch = Channel.create(name, { capacity });
-  t.after(() => {
-    ch.close();
-    try { Channel.unlink(name); } catch { /* already gone */ }
-  });
-  return ch;
-}
+/** A channel made for one test, closed and unlinked after it. */
+const channel = (t: import('node:test').TestContext, capacity = 1 << 16): Channel => testChannel(t, 'ch', capacity);
 
 for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['sync', 'async'], ['async', 'sync'], ['sync', 'into-sync'], ['async', 'into-async']] as const) {
   test(`20000 messages of random sizes cross processes in order and intact (${sendMode} sender, ${receiveMode} receiver)`, async (t) => {

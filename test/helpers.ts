@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { posix, NotFoundError } from 'interprocess';
+import { Channel, posix, NotFoundError } from 'interprocess';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -137,6 +137,17 @@ export function unlinkQuietly(name: string): void {
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
   }
+}
+
+/** A Channel made for one test (its name from `tag`), closed and unlinked after the test. */
+export function testChannel(t: { after(fn: () => void): void }, tag: string, capacity: number): Channel {
+  const name = uniqueName(tag);
+  const ch = Channel.create(name, { capacity });
+  t.after(() => {
+    ch.close();
+    unlinkQuietly(name);
+  });
+  return ch;
 }
 
 export function checkError(caught: unknown, Cls: abstract new (...a: never[]) => Error, fields: Record<string, unknown>): Error {
