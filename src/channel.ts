@@ -900,7 +900,8 @@ export class Channel implements Disposable {
 
   /** The target of a receive-into as bytes (cached: most callers reuse one buffer). */
   #targetBytes(target: ArrayBufferView): Uint8Array {
-    if (target === this.#intoTarget && target !== undefined && target.byteLength === this.#intoBytes!.byteLength) return this.#intoBytes!; // (a resized or detached buffer changes the length)
+    const cached = this.#intoBytes;
+    if (cached !== undefined && target === this.#intoTarget && target.byteLength === cached.byteLength) return cached; // (a resized or detached buffer changes the length)
     if (!ArrayBuffer.isView(target)) throw invalidArgument('target must be a Buffer, TypedArray or DataView', 'ERR_INVALID_ARG_TYPE');
     const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
     this.#intoWords = (bytes.byteOffset & 3) === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2) : undefined;
