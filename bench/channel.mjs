@@ -601,7 +601,8 @@ function report(cases, results, jsonOut) {
   const syncApis = [['channel-sync', sync], ['channel-into', into], ['channel-zerocopy', zc]];
   const best = (apis, pick, higherIsBetter) => apis
     .filter(([, r]) => r).map(([key, r]) => [key, paired(r, base, pick, higherIsBetter)]).sort((x, y) => y[1] - x[1])[0];
-  const b64 = base && best([...syncApis, ['channel-async', async_]], rate64, true), b1m = base && best([...syncApis, ['channel-async', async_]], rate1m, true);
+  const allApis = [...syncApis, ['channel-async', async_]];
+  const b64 = base && best(allApis, rate64, true), b1m = base && best(allApis, rate1m, true);
   const bRtt = base && best(syncApis, rtt, false);
   const bRttRow = bRtt && get(bRtt[0]);
   const targets = [];
