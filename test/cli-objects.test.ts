@@ -76,6 +76,9 @@ function owner(base: string) {
     ch.trySend('hello');
     const m = Mutex.create(base + '-mx');
     m.lockSync();
+    // Reachable for good: a mapping lives only as long as its handle (after this module has run,
+    // its bindings may be collected, and the segment's nattch drop to 0).
+    globalThis.keep = [q, seg, set, shm, sem, mq, ch, m];
     console.log(JSON.stringify({ pid: process.pid, msg: q.id, shm: seg.id, sem: set.id, shmKey: seg.key }));
     setInterval(() => {}, 1000);
     `,
