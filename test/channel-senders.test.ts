@@ -221,6 +221,37 @@ for (const receiveMode of ['async', 'sync'] as const) {
   });
 }
 
+test('senders taking turns: each finds the head where the other left it (its own last look is stale), also at the ring\'s end', (t) => {
+  const ch = channel(t, 4096);
+  const a = handle(t, ch.name);
+  const b = handle(t, ch.name);
+  const words = raw(ch.name);
+  let expect = 0;
+  const sent: string[] = [];
+  const send = (h: Channel, text: string): void => {
+    h.sendSync(text);
+    sent.push(text);
+    const record = align8(8 + Buffer.byteLength(text));
+    // A record that does not fit before the ring's end goes to its start (the rest skipped).
+    if ((expect % 4096) + record > 4096) expect += 4096 - (expect % 4096);
+    expect += record;
+    assert.equal(Atomics.load(words, HEAD) >>> 0, expect, `head after '${text.slice(0, 12)}...'`);
+  };
+  // a, then b (a's last look at the head is now stale), then a again: it must not write over b's record.
+  send(a, 'a1');
+  send(b, 'b1 a little longer');
+  send(a, 'a2');
+  send(b, 'b2');
+  // Near the ring's end: records that wrap, sent by each in turn.
+  for (let i = 0; i < 40; i++) {
+    send(i % 2 ? a : b, `${i % 2 ? 'a' : 'b'}${i} `.padEnd(90 + (i % 7) * 13, '.'));
+    assert.deepEqual(ch.receiveSync({ timeout: 1000 }).toString(), sent[0]);
+    sent.shift();
+  }
+  for (const text of sent) assert.equal(ch.receiveSync({ timeout: 1000 }).toString(), text);
+  assert.equal(ch.tryReceive(), undefined);
+});
+
 test('4 handles in ONE process send concurrently, each in its own slot (send and reserve+commit); a receiver process gets each message once, in order', async (t) => {
   const ch = channel(t, 8192); // small: the handles keep waiting for room and for the lock
   const N = 1500;
