@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortError, Channel, InvalidArgumentError, TimeoutError, TooLargeError } from 'interprocess';
-import { collect, rejectsLike, spawnNode, testChannel, throwsLike, uniqueName } from './helpers.js';
+import { collect, rejectsLike, spawnNode, testChannel, throwsLike } from './helpers.js';
 
 const T = { timeout: 20_000 };
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { AbortError, Channel, InvalidArgumentError, PeerGoneError, TimeoutError, TooLargeError, posix } from 'interprocess';
-import { collect, finished, killOnExit, rejectsLike, settled, shmEntries, spawnNode, testChannel, throwsLike, uniqueName, until, waitForLine, withTimeout } from './helpers.js';
+import { collect, finished, killOnExit, rejectsLike, settled, shmEntries, spawnNode, testChannel, throwsLike, until, waitForLine, withTimeout } from './helpers.js';
 
 // Int32 indices of the control fields (docs/channel.md), and the ring's byte offset.
 const RECEIVER_PID = 19;

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { AbortError, Channel, PeerGoneError, TimeoutError, TooLargeError, posix } from 'interprocess';
-import { collect, shmEntries, spawnNode, testChannel, uniqueName, waitForLine } from './helpers.js';
+import { collect, shmEntries, spawnNode, testChannel, waitForLine } from './helpers.js';
 
 const SENDER = `
   import { Channel } from 'interprocess';
