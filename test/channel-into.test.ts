@@ -25,9 +25,9 @@ const SENTINEL = 0xee;
 /** The bytes of any view, as a Buffer over the same memory. */
 const bytesOf = (v: ArrayBufferView): Buffer => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
-test('each length from 0 to 80 (words and odd tails), 1000 and maxMessage lands exactly, in aligned, unaligned, Int32Array and DataView targets; the bytes after it stay', (t) => {
+test('each length from 0 to 140 (words four at a time, odd tails, past the word-copy limit of 128), 1000 and maxMessage lands exactly, in aligned, unaligned, Int32Array and DataView targets; the bytes after it stay', (t) => {
   const ch = channel(t);
-  const lengths = [...Array.from({ length: 81 }, (_, n) => n), 1000, ch.maxMessage];
+  const lengths = [...Array.from({ length: 141 }, (_, n) => n), 1000, ch.maxMessage];
   const backing = new ArrayBuffer(ch.maxMessage + 16);
   const targets: Array<[string, () => ArrayBufferView]> = [
     ['Buffer, reused', ((b) => () => b)(Buffer.alloc(ch.maxMessage + 8))],
