@@ -31,6 +31,7 @@ const SENDER = `
 
 /** A channel made for one test, closed and unlinked after it. */
 const channel = (t: import('node:test').TestContext, capacity = 1 << 16): Channel => testChannel(t, 'ch', capacity);
+const T = { timeout: 20_000 };
 
 for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['sync', 'async'], ['async', 'sync'], ['sync', 'into-sync'], ['async', 'into-async']] as const) {
   test(`20000 messages of random sizes cross processes in order and intact (${sendMode} sender, ${receiveMode} receiver)`, async (t) => {
@@ -181,4 +182,30 @@ test('copies handed out are the receiver\'s own: they stay intact while the ring
     for (let i = 0; i < 20; i++) assert.equal(next.receiveSync().length, 100);
   }
   first.forEach((m, i) => assert.deepEqual(m, Buffer.alloc(40, i), `copy ${i} unchanged`));
+});
+
+test('copies of small messages are Buffers of their own: every length from 0 to 140, from each receive form, kept across many receives, none sharing a byte with another', async (t) => {
+  const ch = channel(t);
+  const want = (i: number, n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, k) => (i * 7 + k * 13 + 1) & 255));
+  const copies: Buffer[] = [];
+  let i = 0;
+  for (let round = 0; round < 3; round++) {
+    for (let n = 0; n <= 140; n++) {
+      assert.equal(ch.trySend(want(i, n)), true);
+      const form = (i + round) % 3;
+      const got = form === 0 ? ch.tryReceive() : form === 1 ? ch.receiveSync(T) : await ch.receive(T);
+      assert.ok(Buffer.isBuffer(got), `copy ${i} is a Buffer`);
+      assert.equal(got!.length, n);
+      copies.push(got!);
+      i++;
+    }
+  }
+  // Several small copies at once too (a burst published before the first receive).
+  for (let k = 0; k < 300; k++) assert.equal(ch.trySend(want(i + k, k % 130)), true);
+  for (let k = 0; k < 300; k++) copies.push(ch.receiveSync(T));
+  // Check each copy, then scribble over all of it: a later copy sharing any byte would change.
+  copies.forEach((m, k) => {
+    assert.deepEqual(m, want(k, k < i ? m.length : (k - i) % 130), `copy ${k} intact`);
+    m.fill(0xee);
+  });
 });
