@@ -455,6 +455,13 @@ async function main() {
     const samples = {};
     for (let round = 1; round <= runs; round++) {
     if (runs > 1) say(`run ${round} of ${runs}\n`);
+    const handoff = await measureHandoff();
+    if (handoff !== undefined) {
+      const h = (results.handoffNs ??= []);
+      h.push(handoff);
+      results.handoffNote = `Core-to-core hand-off (C, one cache line there and back between CPUs 0 and 1, before each round): ${h.map((x) => x.toFixed(0)).join(', ')} ns. ` +
+        `Shared-memory round trips follow it (on the VM these figures come from it has drifted between ~120 and ~570 ns); a socket's barely do.`;
+    }
     for (const k of opts.selected) {
       emit(fd, { event: 'start', key: k.key, label: k.label, run: round });
       const skipped = (k.needs === 'reserveSync' || k.needs === 'receiveIntoSync') && typeof Channel.prototype[k.needs] !== 'function' ? `no ${k.needs} in this build`
@@ -566,6 +573,22 @@ function spawnCase(what, [cmd, args]) {
   return { done, kill: () => exited || child.kill('SIGKILL') };
 }
 
+/**
+ * The machine's core-to-core round trip (bench/peers/handoff.c: one cache
+ * line there and back between CPUs 0 and 1), in ns; undefined if it cannot
+ * be built or run. Shared-memory round trips follow it, sockets barely.
+ */
+async function measureHandoff() {
+  try {
+    const [cmd, args] = [compile('handoff'), [QUICK ? '100' : '300']];
+    const out = await spawnCase('handoff', [cmd, args]).done;
+    return JSON.parse(out).rttNs;
+  } catch (err) {
+    process.stderr.write(`core-to-core hand-off not measured (${String(err.message).split('\n')[0]})\n`);
+    return undefined;
+  }
+}
+
 function compileCPeer() {
   try {
     return compile('channel_bench');
@@ -660,6 +683,7 @@ function report(cases, results, jsonOut) {
   console.log(`Channel vs the alternatives: 2 processes pinned to CPUs 0 and 1 (worker_threads: 1 process on CPUs 0,1)`);
   console.log(`RTT: 64-byte message there and back, ${ROUNDS.toLocaleString('en')} after ${WARMUP.toLocaleString('en')} (and ${WARMUP_S} s) of warm-up; streaming: ${STREAM_S} s one way, msg/s = received / (last receive - first send); GB = 1e9 bytes; x socket: times better than the unix socket in the same round, median over the rounds\n`);
   console.log(table(rows, ['case', 'RTT median us', 'RTT p99 us', 'x socket', '64 B msg/s', 'x socket ', '1 MiB GB/s', 'x socket  ']));
+  if (results.handoffNote) console.log(`\n${results.handoffNote}`);
   if (rows.some((r) => r.case.endsWith(' *'))) console.log('* other processes kept the CPUs at least 10% busy just before this case: its figures may be low');
   console.log('\nTargets (informational)');
   console.log(table(targets, ['target', 'measured', 'met']));

@@ -158,6 +158,7 @@ test('bench channel --quick: table with ratio columns, JSON and an SVG chart in 
   for (const i of [3, 5, 7]) assert.match(channel[i]!, /^\d+(\.\d+)?x$/, `ratio column ${i}: ${channel.join(' | ')}`);
   for (const i of [1, 2, 4, 6]) assert.match(channel[i]!, /^[\d,]+(\.\d+)?$/, `figure column ${i}`);
   assert.match(r.stdout, /Targets/);
+  assert.match(r.stdout, /^Core-to-core hand-off \(C, one cache line there and back between CPUs 0 and 1, before each round\): \d+ ns\./m);
   assert.ok(r.stdout.includes(`chart: ${out}/channel.svg`), r.stdout);
 
   // Progress, one line per finished case, on stderr.
@@ -167,7 +168,7 @@ test('bench channel --quick: table with ratio columns, JSON and an SVG chart in 
 
   // The JSON: the cases asked for, marked quick, with the command that made it.
   const json = JSON.parse(readFileSync(join(out, 'channel.json'), 'utf8')) as {
-    quick: boolean; runs: number; command: string; machine: { cpus: number }; cases: Record<string, { rtt?: { median: number } }>;
+    quick: boolean; runs: number; command: string; machine: { cpus: number }; handoffNs: number[]; cases: Record<string, { rtt?: { median: number } }>;
     summary: { rows: Array<{ key: string; status: string; rttRatio?: number }> };
   };
   assert.equal(json.quick, true);
@@ -177,6 +178,8 @@ test('bench channel --quick: table with ratio columns, JSON and an SVG chart in 
   assert.deepEqual(json.summary.rows.map((x) => [x.key, x.status]), [['socket', 'ok'], ['channel-sync', 'ok']]);
   assert.match(json.command, /^interprocess bench channel --quick --only socket,channel-sync --out /);
   assert.ok(json.machine.cpus >= 1);
+  assert.equal(json.handoffNs.length, 1, 'one hand-off measurement per round');
+  assert.ok(json.handoffNs[0]! > 1 && json.handoffNs[0]! < 100_000, `hand-off ${json.handoffNs[0]} ns`);
 
   // The chart: three panels of one bar per case, labels, the baseline marked, the quick warning.
   const chart = readChart(join(out, 'channel.svg'));

@@ -373,6 +373,7 @@ function channelReport(res: ChannelResults, c: Colours): string {
   }
   out.push(t.toString());
   if (res.summary.rows.some((r) => (r.othersBusy ?? 0) >= 0.1)) out.push('* other processes kept the CPUs at least 10% busy just before this case: its figures may be low');
+  if (res.handoffNote) out.push('', c.dim(res.handoffNote));
   if (res.targets?.length) {
     out.push('', c.bold('Targets') + ' (informational)');
     const tt = newTable(['target', 'measured', 'met'], c, ['left', 'right', 'left']);

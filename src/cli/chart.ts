@@ -313,6 +313,9 @@ export interface ChannelResults extends SuiteResults {
   streamSeconds: number;
   summary: { baseline: string; rows: ChannelRow[] };
   targets: ChannelTarget[];
+  /** The core-to-core round trip before each round (ns), and a sentence saying it (bench/peers/handoff.c). */
+  handoffNs?: number[];
+  handoffNote?: string;
 }
 
 export interface MutexResults extends SuiteResults {
