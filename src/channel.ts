@@ -49,6 +49,18 @@ const WORD_COPY = 128; // receives copy messages up to this long word by word (c
 const NO_TARGET = new Uint8Array(0); // (no receive-into target cached)
 const POOL_SIZE = 8 * 1024; // copying receives of small messages hand out slices of a pool, as Buffer.allocUnsafe()
 
+/** Bytes before each payload: its length and a reserved word, so payloads are 8-byte aligned. */
+const RECORD_HEADER = 8;
+const WRAP = 0xffffffff;
+const AWAKE = 0;
+const ASLEEP_ON_FUTEX = 1;
+const ASLEEP_ON_BELL = 2;
+/** How often a sleeping side looks whether its peer is still alive. */
+const PEER_CHECK_MS = 100;
+/** Failed attempts before a synchronous wait sleeps (a few microseconds). */
+const SPIN = 4000;
+
+// The pool that copying receives of small messages slice their Buffers from.
 let pool: ArrayBuffer;
 let pool32: Int32Array;
 let pool8: Uint8Array;
@@ -82,16 +94,6 @@ function copySmall(ring32: Int32Array, ring8: Uint8Array, at: number, to32: Int3
   for (; k < n; k++) to32[dst + k] = ring32[from + k]!;
   for (k = n << 2; k < length; k++) to8[to + k] = ring8[at + k]!;
 }
-/** Bytes before each payload: its length and a reserved word, so payloads are 8-byte aligned. */
-const RECORD_HEADER = 8;
-const WRAP = 0xffffffff;
-const AWAKE = 0;
-const ASLEEP_ON_FUTEX = 1;
-const ASLEEP_ON_BELL = 2;
-/** How often a sleeping side looks whether its peer is still alive. */
-const PEER_CHECK_MS = 100;
-/** Failed attempts before a synchronous wait sleeps (a few microseconds). */
-const SPIN = 4000;
 
 /** Ring size, in bytes, of a channel created without `capacity`: 1 MiB. */
 export const DEFAULT_CAPACITY = 1 << 20;
