@@ -456,12 +456,7 @@ async function main() {
     for (let round = 1; round <= runs; round++) {
     if (runs > 1) say(`run ${round} of ${runs}\n`);
     const handoff = await measureHandoff();
-    if (handoff !== undefined) {
-      const h = (results.handoffNs ??= []);
-      h.push(handoff);
-      results.handoffNote = `Core-to-core hand-off (C, one cache line there and back between CPUs 0 and 1, before each round): ${h.map((x) => x.toFixed(0)).join(', ')} ns. ` +
-        `Shared-memory round trips follow it (on the VM these figures come from it has drifted between ~120 and ~570 ns); a socket's barely do.`;
-    }
+    if (handoff !== undefined) (results.handoffNs ??= []).push(handoff);
     for (const k of opts.selected) {
       emit(fd, { event: 'start', key: k.key, label: k.label, run: round });
       const skipped = (k.needs === 'reserveSync' || k.needs === 'receiveIntoSync') && typeof Channel.prototype[k.needs] !== 'function' ? `no ${k.needs} in this build`
@@ -501,6 +496,10 @@ async function main() {
     }
     }
     for (const [key, list] of Object.entries(samples)) results.cases[key] = medianOf(list);
+    if (results.handoffNs) {
+      results.handoffNote = `Core-to-core hand-off (C, one cache line there and back between CPUs 0 and 1, before each round): ${results.handoffNs.map((x) => x.toFixed(0)).join(', ')} ns. ` +
+        `Shared-memory round trips follow it (on the VM these figures come from it has drifted between ~120 and ~570 ns); a socket's barely do.`;
+    }
   } finally {
     cleanup();
   }
@@ -580,8 +579,7 @@ function spawnCase(what, [cmd, args]) {
  */
 async function measureHandoff() {
   try {
-    const [cmd, args] = [compile('handoff'), [QUICK ? '100' : '300']];
-    const out = await spawnCase('handoff', [cmd, args]).done;
+    const out = await spawnCase('handoff', [compile('handoff'), [QUICK ? '100' : '300']]).done;
     return JSON.parse(out).rttNs;
   } catch (err) {
     process.stderr.write(`core-to-core hand-off not measured (${String(err.message).split('\n')[0]})\n`);
