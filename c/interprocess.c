@@ -31,7 +31,7 @@ _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic int32_t) == 4, "l
 void *ipx_named_object(void *base, enum ipx_kind kind) {
   struct ipx_header *h = (struct ipx_header *)base;
   if (atomic_load_explicit(&h->magic, memory_order_acquire) != IPX_MAGIC) return NULL;
-  if (h->version != IPX_LAYOUT_VERSION || h->kind != kind) return NULL;
+  if (h->version != (kind == IPX_CHANNEL ? IPX_CHANNEL_LAYOUT_VERSION : IPX_LAYOUT_VERSION) || h->kind != kind) return NULL;
   return (char *)base + IPX_HEADER_SIZE;
 }
 
@@ -184,12 +184,15 @@ int ipx_rwlock_wrunlock(void *rw) { return pthread_mutex_unlock(ipx_rw_gate(rw))
 /* ---- Channel (docs/channel.md) ------------------------------------------- */
 /*
  * Every access to a shared field is a sequentially consistent atomic: "store
- * my flag, then read your index" against "store my index, then read your
- * flag" then loses no wake-up. Payload bytes are plain memory, ordered by the
- * stores of head (sender) and tail (receiver).
+ * my flag, then read your stamp or index" against "store my stamp or index,
+ * then read your flag" then loses no wake-up. Payload bytes and lengths are
+ * plain memory, ordered by the stores of a record's stamp (sender) and tail
+ * (receiver).
  */
 
 #define IPX__ALIGN8(n) (((n) + 7u) & ~7u)
+/* The stamp word of the record at ring offset pos (8-aligned). */
+#define IPX__STAMP(l, pos) ((_Atomic uint32_t *)((l)->ring + (pos) + 4))
 #define IPX__SLICE_MS 100   /* a sleeping side looks at its peers this often */
 #define IPX__SPIN 2000      /* polls before a blocking call sleeps */
 
@@ -435,7 +438,29 @@ static int ipx__claim_receiver(struct ipx_channel *ch) {
 static int ipx__fits(const struct ipx_channel *ch, uint32_t head, uint32_t tail, uint32_t len, uint32_t *skip) {
   uint32_t cap = ch->capacity, pos = head & (cap - 1), record = IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + len);
   *skip = record > cap - pos ? cap - pos : 0;
-  return *skip + record <= cap - (head - tail);
+  /* A tail ahead of head: the receiver took a record its sender stamped but has not counted yet (holding the lock, head is exact). */
+  int32_t used = (int32_t)(head - tail);
+  return *skip + record <= cap - (uint32_t)(used > 0 ? used : 0);
+}
+
+/*
+ * head, read holding the send lock, and first moved past what a sender that
+ * died holding the lock published but did not count: a record (after a wrap
+ * marker, perhaps) stamped at head.
+ */
+static uint32_t ipx__locked_head(struct ipx_channel *ch) {
+  struct ipx_channel_layout *l = ch->shm;
+  uint32_t cap = ch->capacity, counted = atomic_load(&l->head), head = counted;
+  for (int k = 0; k < 2; k++) {
+    uint32_t pos = head & (cap - 1), n;
+    if (atomic_load(IPX__STAMP(l, pos)) != (head | 1u)) break;
+    memcpy(&n, l->ring + pos, 4);
+    if (n == IPX_CHANNEL_WRAP) head += cap - pos;
+    else if (n <= ch->max_message && pos + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) <= cap) head += IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n);
+    else break;
+  }
+  if (head != counted) atomic_store(&l->head, head);
+  return head;
 }
 
 static void ipx__unlock(struct ipx_channel *ch) {
@@ -456,33 +481,43 @@ static int ipx__try_lock_room(struct ipx_channel *ch, uint32_t len, int steal, u
   int32_t mine = 1 + ch->slot, v = 0;
   if (!atomic_compare_exchange_strong(&l->send_lock, &v, mine)) {
     if (!steal || v == 0) return IPX__BUSY;
-    /* A record is published only by the store of head: a dead holder's half-written bytes are simply overwritten. */
+    /* A record is published by its stamp: a dead holder's unstamped bytes are simply overwritten (its stamped ones, counted: ipx__locked_head). */
     uint32_t holder = (uint32_t)v - 1;
     if (holder < ch->slots) ipx__reap(ch, holder);
     v = 0;
     if (!atomic_compare_exchange_strong(&l->send_lock, &v, mine)) return IPX__BUSY;
   }
-  h = atomic_load(&l->head);
+  h = ipx__locked_head(ch);
   t = atomic_load(&l->tail);
   if (!ipx__fits(ch, h, t, len, skip)) {
     ipx__unlock(ch);
     return IPX__NOROOM;
   }
   *head = h;
+  ch->tail_seen = t;
   return 0;
 }
 
-/* Writes the wrap marker and length of a record at head, publishes it, wakes the receiver, unlocks. */
+/*
+ * Publishes the record of len bytes at head (after a wrap marker if skip):
+ * clears the next record's stamp, writes the length, stamps the record, then
+ * the marker (the receiver sees both or neither), counts it in head, wakes
+ * the receiver, unlocks.
+ */
 static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, uint32_t len) {
-  uint32_t pos = head & (ch->capacity - 1);
+  struct ipx_channel_layout *l = ch->shm;
+  uint32_t cap = ch->capacity, at = head & (cap - 1), pos = skip ? 0 : at;
+  uint32_t start = head + skip, next = start + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + len);
+  /* (Unless the record fills the ring: there is the tail's record, and its stamp.) */
+  if (next - ch->tail_seen != cap) atomic_store_explicit(IPX__STAMP(l, next & (cap - 1)), 0, memory_order_relaxed); /* ordered by the stamp below */
+  memcpy(l->ring + pos, &len, 4);
+  atomic_store(IPX__STAMP(l, pos), start | 1u);
   if (skip) {
     const uint32_t wrap = IPX_CHANNEL_WRAP;
-    memcpy(ch->shm->ring + pos, &wrap, 4);
-    pos = 0;
+    memcpy(l->ring + at, &wrap, 4);
+    atomic_store(IPX__STAMP(l, at), head | 1u);
   }
-  const uint32_t word[2] = {len, 0};
-  memcpy(ch->shm->ring + pos, word, sizeof word);
-  atomic_store(&ch->shm->head, head + skip + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + len));
+  atomic_store(&l->head, next);
   ipx__wake_receiver(ch);
   ipx__unlock(ch);
 }
@@ -591,20 +626,21 @@ void ipx_channel_discard(struct ipx_channel *ch) {
   ipx__unlock(ch);
 }
 
-/* The record at tail, if any: its payload offset in the ring, length, and the tail after it. */
+/* The record at tail, if published (stamped): its payload offset in the ring, length, and the tail after it. */
 static int ipx__peek(struct ipx_channel *ch, uint32_t *pos, uint32_t *len, uint32_t *next) {
   struct ipx_channel_layout *l = ch->shm;
   uint32_t cap = ch->capacity;
-  uint32_t tail = atomic_load(&l->tail), head = atomic_load(&l->head);
-  if (head == tail) return EAGAIN;
+  uint32_t tail = atomic_load_explicit(&l->tail, memory_order_relaxed); /* only the receiver writes it */
   uint32_t p = tail & (cap - 1), skipped = 0, n;
+  if (atomic_load(IPX__STAMP(l, p)) != (tail | 1u)) return EAGAIN;
   memcpy(&n, l->ring + p, 4);
   if (n == IPX_CHANNEL_WRAP) {
     skipped = cap - p;
     p = 0;
-    memcpy(&n, l->ring, 4);
+    /* A sender stamps the record at 0 before the marker. */
+    if (atomic_load(IPX__STAMP(l, 0)) == ((tail + skipped) | 1u)) memcpy(&n, l->ring, 4);
   }
-  if (n > ch->max_message || p + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) > cap || skipped + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) > head - tail) return EBADMSG;
+  if (n > ch->max_message || p + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) > cap) return EBADMSG;
   *pos = p + IPX_CHANNEL_RECORD_HEADER;
   *len = n;
   *next = tail + skipped + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n);
@@ -615,7 +651,8 @@ static int ipx__peek(struct ipx_channel *ch, uint32_t *pos, uint32_t *len, uint3
 static void ipx__consume(struct ipx_channel *ch, uint32_t next) {
   struct ipx_channel_layout *l = ch->shm;
   atomic_store(&l->tail, next);
-  if (atomic_load(&l->senders_waiting) > 0 && ch->capacity - (atomic_load(&l->head) - next) >= ch->capacity / 2)
+  /* (The receiver may take a record a moment before its sender counts it in head.) */
+  if (atomic_load(&l->senders_waiting) > 0 && (int32_t)(atomic_load(&l->head) - next) <= (int32_t)(ch->capacity / 2))
     ipx__wake_senders(ch);
 }
 
@@ -656,7 +693,7 @@ static int ipx__await_record(struct ipx_channel *ch, int timeout_ms, uint32_t *p
     if (!ipx__slice(&d, &slice)) return ETIMEDOUT;
     atomic_store(&l->receiver_waiting, 1);
     uint32_t head = atomic_load(&l->head);
-    if (head == atomic_load(&l->tail)) ipx__futex(&l->head, FUTEX_WAIT, (int)head, &slice);
+    if (ipx__peek(ch, pos, len, next) == EAGAIN) ipx__futex(&l->head, FUTEX_WAIT, (int)head, &slice);
     atomic_store(&l->receiver_waiting, 0);
   }
 }

@@ -39,7 +39,8 @@ extern "C" {
 #endif
 
 #define IPX_MAGIC 0x786d7069u /* "ipmx" */
-#define IPX_LAYOUT_VERSION 1
+#define IPX_LAYOUT_VERSION 1          /* of mutexes, conditions, rwlocks */
+#define IPX_CHANNEL_LAYOUT_VERSION 2  /* of channels: records carry a stamp (docs/channel.md) */
 #define IPX_HEADER_SIZE 64
 enum ipx_kind { IPX_MUTEX = 1, IPX_CONDITION = 2, IPX_RWLOCK = 3, IPX_CHANNEL = 4 };
 
@@ -126,7 +127,7 @@ int ipx_rwlock_wrunlock(void *rw);
 #define IPX_CHANNEL_SLOTS 64          /* sender slots */
 #define IPX_CHANNEL_RING 1024         /* offset of the ring */
 #define IPX_CHANNEL_WRAP 0xffffffffu  /* length of a wrap marker */
-#define IPX_CHANNEL_RECORD_HEADER 8   /* u32 length, u32 reserved (0): payloads are 8-byte aligned */
+#define IPX_CHANNEL_RECORD_HEADER 8   /* u32 length, u32 stamp (position | 1): payloads are 8-byte aligned */
 #define IPX_CHANNEL_MIN_CAPACITY 4096u
 
 /* The shared bytes of a channel object (the header included), as in docs/channel.md. */
@@ -137,7 +138,7 @@ struct ipx_channel_layout {
   uint32_t sender_slots;             /*   72  64 */
   _Atomic int32_t receiver_pid;      /*   76  0: none attached */
   uint8_t pad0[128 - 80];
-  _Atomic uint32_t head;             /*  128  bytes ever written (the publishing line) */
+  _Atomic uint32_t head;             /*  128  bytes ever published (the senders' count) */
   uint8_t pad1[192 - 132];
   _Atomic uint32_t tail;             /*  192  bytes ever consumed (the receiver's line) */
   uint8_t pad2[256 - 196];
@@ -175,6 +176,7 @@ struct ipx_channel {
   size_t map_size;       /* ipx_channel_open only: the mapping's size, else 0 */
   int reserved;          /* 1 while a reservation (the send lock) is held */
   uint32_t res_head, res_skip, res_len;
+  uint32_t tail_seen;    /* tail when the send lock was taken */
   int viewing;           /* 1 while a received view is out */
   uint32_t view_next;    /* tail once the view is released */
   char bell_prefix[48];  /* "ipx/<dev>:<ino>" */

@@ -33,7 +33,7 @@ const CAPACITY = 16;
 const MAX_MESSAGE = 17;
 const SENDER_SLOTS = 18;
 const RECEIVER_PID = 19;
-const HEAD = 32; // the publishing line: written for every message, read by the receiver
+const HEAD = 32; // the senders' count of bytes published: the receiver reads it only to sleep (and for batches)
 const TAIL = 48; // the receiver's line: written for every message
 const RECEIVER_WAITING = 64; // the sleepers' line: written only around sleeps
 const SENDERS_WAITING = 65;
@@ -49,7 +49,7 @@ const WORD_COPY = 128; // receives copy messages up to this long word by word (c
 const NO_TARGET = new Uint8Array(0); // (no receive-into target cached)
 const POOL_SIZE = 8 * 1024; // copying receives of small messages hand out slices of a pool, as Buffer.allocUnsafe()
 
-/** Bytes before each payload: its length and a reserved word, so payloads are 8-byte aligned. */
+/** Bytes before each payload: its length and its stamp (the record's position | 1), so payloads are 8-byte aligned. */
 const RECORD_HEADER = 8;
 const WRAP = 0xffffffff;
 const AWAKE = 0;
@@ -174,7 +174,33 @@ interface Pending {
   onAbort: (() => void) | undefined;
 }
 
+/**
+ * Loads and stores of shared words that need no fence of their own (a
+ * load that is an acquire, a store that is a release). On x86 every load and
+ * store is one, and V8 keeps typed-array accesses in program order, so these
+ * are plain accesses there: Node 20 does not inline Atomics.load, which costs
+ * ~15 ns a call against ~1 for a read, and a message took six. Elsewhere
+ * (arm64) they are Atomics calls. Every "store mine, then load yours"
+ * handshake (docs/channel.md, Wake-ups) keeps an Atomics store, a full
+ * fence, between the two.
+ */
+const TSO = process.arch === 'x64' || process.arch === 'ia32';
+const load: (words: Int32Array, index: number) => number = TSO ? (w, i) => w[i]! : (w, i) => Atomics.load(w, i);
+const release: (words: Int32Array, index: number, value: number) => void = TSO
+  ? (w, i, v) => {
+      w[i] = v;
+    }
+  : (w, i, v) => {
+      Atomics.store(w, i, v);
+    };
+
 const align8 = (n: number): number => (n + 7) & ~7;
+/**
+ * Bytes in use between `head` and `tail`; 0 when the tail is ahead: the
+ * receiver took a record its sender had stamped but not yet counted in head
+ * (or this handle's head is old). Holding the send lock, head is exact.
+ */
+const used = (head: number, tail: number): number => Math.max(0, (head - tail) | 0);
 const recordSize = (length: number): number => align8(RECORD_HEADER + length);
 /** What a queued send's attempt returns when done (undefined means "not yet"); the promise resolves to undefined. */
 const SENT = Symbol('sent');
@@ -289,12 +315,12 @@ export class Channel implements Disposable {
   #tailSeen = 0;
   #reservedAt = -1; // byte offset of the reserved record's length word, -1: none
   #reservedStart = 0; // head value where the record starts (after any wrap)
+  #reservedFrom = 0; // head value when reserved: where a wrap marker is, if #reservedStart differs
   #reservedLength = 0;
 
-  // Receiver state: attached?, tail (only the receiver writes it), head last seen, the message handed out as a view.
+  // Receiver state: attached?, tail (only the receiver writes it), the message handed out as a view.
   #receiver = false;
   #tail = 0;
-  #headAvail = 0;
   #viewNextTail = -1; // tail after the viewed message, -1: no view out
   #nextTail = 0; // scratch of #peek()
   #batch: Buffer | undefined; // copies of published records (see #tryReceive)
@@ -459,7 +485,8 @@ export class Channel implements Disposable {
       name: this.name,
       capacity: this.capacity,
       maxMessage: this.maxMessage,
-      used: (Atomics.load(this.#i32, HEAD) - Atomics.load(this.#i32, TAIL)) >>> 0,
+      // (The receiver may take a record a moment before its sender counts it in head.)
+      used: Math.max(0, (Atomics.load(this.#i32, HEAD) - Atomics.load(this.#i32, TAIL)) | 0),
       creatorPid,
       creatorAlive,
       receiverPid,
@@ -538,7 +565,7 @@ export class Channel implements Disposable {
       throw busy(this.name, `another receiver attached to channel '${this.name}' at the same time`);
     }
     if (pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
-    this.#tail = this.#headAvail = Atomics.load(this.#i32, TAIL) >>> 0;
+    this.#tail = Atomics.load(this.#i32, TAIL) >>> 0;
     this.#bells.receiver = bell;
     orphanBells.register(this, bell, this);
     this.#receiver = true;
@@ -556,7 +583,7 @@ export class Channel implements Disposable {
   // ---- waking --------------------------------------------------------------
 
   #wakeReceiver(): void {
-    const how = Atomics.load(this.#i32, RECEIVER_WAITING);
+    const how = load(this.#i32, RECEIVER_WAITING); // (after the Atomics store of head)
     if (how === ASLEEP_ON_FUTEX) native.futexWake(this.#i32, HEAD, 1);
     else if (how === ASLEEP_ON_BELL) ring(this.#bellName('receiver'));
   }
@@ -608,7 +635,7 @@ export class Channel implements Disposable {
       if (this.#room(this.#headSeen, length) < 0) return -1;
     }
     if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return -1;
-    const head = (this.#headSeen = Atomics.load(i32, HEAD) >>> 0);
+    const head = (this.#headSeen = this.#lockedHead());
     const skip = this.#room(head, length);
     if (skip < 0) {
       this.#unlock(); // another sender took the room meanwhile: it made progress, the others may look again
@@ -621,8 +648,31 @@ export class Channel implements Disposable {
     }
     this.#reservedAt = RING + pos;
     this.#reservedStart = (head + skip) >>> 0;
+    this.#reservedFrom = head;
     this.#reservedLength = length;
     return RING + pos + RECORD_HEADER;
+  }
+
+  /**
+   * `head`, read holding the send lock, and first moved past what a sender
+   * that died holding the lock published but did not count: a record (after
+   * a wrap marker, perhaps) stamped at `head` (docs/channel.md, Sending).
+   */
+  #lockedHead(): number {
+    const i32 = this.#i32;
+    const cap = this.capacity;
+    const counted = load(i32, HEAD) >>> 0; // (written only holding the lock)
+    let head = counted;
+    for (let k = 0; k < 2; k++) {
+      const pos = head & (cap - 1);
+      if (load(i32, (RING + pos + 4) >> 2) !== (head | 1)) break;
+      const length = i32[(RING + pos) >> 2]! >>> 0;
+      if (length === WRAP) head = (head + cap - pos) >>> 0;
+      else if (length <= this.maxMessage && pos + recordSize(length) <= cap) head = (head + recordSize(length)) >>> 0;
+      else break;
+    }
+    if (head !== counted) Atomics.store(i32, HEAD, head | 0);
+    return head;
   }
 
   /**
@@ -635,18 +685,28 @@ export class Channel implements Disposable {
     const pos = head & (cap - 1);
     const record = recordSize(length);
     const skip = record > cap - pos ? cap - pos : 0;
-    if (skip + record <= cap - ((head - this.#tailSeen) >>> 0)) return skip;
+    if (skip + record <= cap - used(head, this.#tailSeen)) return skip;
     this.#tailSeen = Atomics.load(this.#i32, TAIL) >>> 0;
-    return skip + record <= cap - ((head - this.#tailSeen) >>> 0) ? skip : -1;
+    return skip + record <= cap - used(head, this.#tailSeen) ? skip : -1;
   }
 
-  /** Publishes the reserved record with `length` payload bytes and lets go of the lock. */
+  /**
+   * Publishes the reserved record with `length` payload bytes and lets go of
+   * the lock: clears the next record's stamp (unless the record fills the
+   * ring: there is the tail's record), writes the length, stamps the record,
+   * then the wrap marker before it if any (the receiver sees both or
+   * neither), then counts it in `head`.
+   */
   #commitAt(length: number): void {
     const i32 = this.#i32;
     const at = this.#reservedAt;
-    this.#dv.setUint32(at, length, true);
-    this.#dv.setUint32(at + 4, 0, true);
-    const head = (this.#reservedStart + recordSize(length)) >>> 0;
+    const start = this.#reservedStart;
+    const head = (start + recordSize(length)) >>> 0;
+    if ((head - this.#tailSeen) >>> 0 !== this.capacity) i32[(RING + (head & (this.capacity - 1)) + 4) >> 2] = 0;
+    i32[at >> 2] = length;
+    release(i32, (at + 4) >> 2, start | 1);
+    const from = this.#reservedFrom;
+    if (from !== start) release(i32, (RING + (from & (this.capacity - 1)) + 4) >> 2, from | 1);
     this.#headSeen = head;
     Atomics.store(i32, HEAD, head | 0);
     this.#reservedAt = -1;
@@ -656,7 +716,7 @@ export class Channel implements Disposable {
 
   #unlock(): void {
     Atomics.store(this.#i32, SEND_LOCK, 0);
-    if (Atomics.load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
+    if (load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
     if (this.#queues.sender.length) this.#serve('sender');
   }
 
@@ -674,12 +734,14 @@ export class Channel implements Disposable {
     if (record <= cap - pos && record <= cap - ((seen - this.#tailSeen) >>> 0)) {
       const i32 = this.#i32;
       if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return false;
-      if (Atomics.load(i32, HEAD) >>> 0 === seen) {
-        const at = RING + pos;
+      const at = RING + pos;
+      // (A record stamped at head is one a sender that died holding the lock did not count: #lockedHead.)
+      if (load(i32, HEAD) >>> 0 === seen && load(i32, (at + 4) >> 2) !== (seen | 1)) {
         this.#u8.set(bytes, at + RECORD_HEADER);
-        this.#dv.setUint32(at, length, true);
-        this.#dv.setUint32(at + 4, 0, true);
         const head = (seen + record) >>> 0;
+        if ((head - this.#tailSeen) >>> 0 !== cap) i32[(RING + (head & (cap - 1)) + 4) >> 2] = 0; // the next record's stamp
+        i32[at >> 2] = length;
+        release(i32, (at + 4) >> 2, seen | 1); // published
         this.#headSeen = head;
         Atomics.store(i32, HEAD, head | 0);
         this.#wakeReceiver();
@@ -885,22 +947,27 @@ export class Channel implements Disposable {
 
   // ---- receiving -----------------------------------------------------------
 
-  /** Byte offset of the next message's payload (length in #length), or -1 if the ring is empty. */
+  /**
+   * Byte offset of the next message's payload (length in #length), or -1 if
+   * the ring is empty: the record at the tail is published when its stamp
+   * is its position | 1 (a word in the line the message is read from, so a
+   * message costs the receiver one cache miss, not one for `head` and one
+   * for the record).
+   */
   #peek(): number {
     const cap = this.capacity;
+    const i32 = this.#i32;
     let tail = this.#tail;
-    if (tail === this.#headAvail) {
-      this.#headAvail = Atomics.load(this.#i32, HEAD) >>> 0; // a cache line the senders write: only when needed
-      if (tail === this.#headAvail) return -1;
-    }
     let pos = tail & (cap - 1);
-    let length = this.#dv.getUint32(RING + pos, true);
+    if (load(i32, (RING + pos + 4) >> 2) !== (tail | 1)) return -1;
+    let length = i32[(RING + pos) >> 2]! >>> 0;
     if (length === WRAP) {
       tail = (tail + cap - pos) >>> 0;
       pos = 0;
-      length = this.#dv.getUint32(RING, true);
+      // (A sender stamps the record at 0 before the marker.)
+      length = load(i32, (RING + 4) >> 2) === (tail | 1) ? i32[RING >> 2]! >>> 0 : WRAP;
     }
-    if (length > this.maxMessage || pos + recordSize(length) > cap || recordSize(length) > ((this.#headAvail - tail) >>> 0)) {
+    if (length > this.maxMessage || pos + recordSize(length) > cap) {
       throw new IpcError('EBADMSG', { errno: -74, path: this.name, message: `EBADMSG: channel '${this.name}' holds a damaged record (length ${length})` });
     }
     this.#length = length;
@@ -912,7 +979,7 @@ export class Channel implements Disposable {
     const i32 = this.#i32;
     this.#tail = nextTail;
     Atomics.store(i32, TAIL, nextTail | 0);
-    if (Atomics.load(i32, SENDERS_WAITING) > 0 && ((Atomics.load(i32, HEAD) - nextTail) >>> 0) <= this.capacity / 2) {
+    if (load(i32, SENDERS_WAITING) > 0 && ((Atomics.load(i32, HEAD) - nextTail) | 0) <= this.capacity / 2) {
       this.#wakeSenders();
       if (this.#queues.sender.length) this.#serve('sender'); // this handle sends too
     }
@@ -958,7 +1025,8 @@ export class Channel implements Disposable {
     if (length <= SMALL_MESSAGE) {
       const record = at - RECORD_HEADER;
       const start = (this.#nextTail - recordSize(length)) >>> 0;
-      const bytes = Math.min((this.#headAvail - start) >>> 0, RING + this.capacity - record, BATCH);
+      // (What head counts is published; a sender may count a stamped record a moment later.)
+      const bytes = Math.min((Atomics.load(this.#i32, HEAD) - start) | 0, RING + this.capacity - record, BATCH);
       if (bytes > recordSize(length)) {
         const batch = Buffer.allocUnsafeSlow(bytes);
         batch.set(new Uint8Array(this.#buffer, record, bytes));

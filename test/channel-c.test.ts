@@ -218,6 +218,54 @@ for (const delayMs of [0, 300]) {
   });
 }
 
+// A record is published by its stamp, then counted in head (docs/channel.md, Sending): a sender that dies
+// between the two leaves a record the receiver may take, and that the next lock holder must count, not overwrite.
+for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'c'], [true, 'c']] as const) {
+  test(`a sender killed after stamping its record${wrap ? ' (after a wrap marker)' : ''}, before counting it in head: it arrives once, and the next sender (${taker === 'c' ? 'C' : 'Node'}) writes after it`, async (t) => {
+    const ch = nodeChannel(t, 4096);
+    const shm = posix.SharedMemory.open(ch.name);
+    t.after(() => shm.close());
+    const i32 = new Int32Array(shm.buffer);
+    // The dying record (112 bytes) goes at ring offset 16, or wraps from offset 4032 (64 bytes left).
+    for (const n of wrap ? [2008, 2008] : [8]) ch.sendSync(Buffer.alloc(n, 1));
+    for (let i = 0; i < (wrap ? 2 : 1); i++) ch.receiveSync({ timeout: 2000 });
+    const head = Atomics.load(i32, 32) >>> 0;
+    const dying = await peer(t, [ch.name, 'publish-die', 100]);
+    await dying.line(/published/);
+    assert.equal((await dying.end()).signal, 'SIGKILL');
+    assert.equal(Atomics.load(i32, 32) >>> 0, head, 'head does not count it');
+    const after = Buffer.from('after');
+    if (taker === 'node') {
+      assert.deepEqual(ch.receiveSync({ timeout: 2000 }), Buffer.alloc(100, 0xee), 'the receiver takes the stamped record');
+      assert.equal(ch.stat().used, 0);
+      const tx = Channel.open(ch.name);
+      t.after(() => tx.close());
+      await tx.send(after, { timeout: 5000 }); // takes the dead sender's lock over
+      assert.deepEqual(ch.receiveSync({ timeout: 2000 }), after, 'the next message, not written over the taken one');
+    } else {
+      ok(await (await peer(t, [ch.name, 'send', 3, 'size=5', 'timeout=5000'])).end(), /^3 \d+\n$/);
+      assert.deepEqual(ch.receiveSync({ timeout: 2000 }), Buffer.alloc(100, 0xee), 'the stamped record first');
+      for (let i = 0; i < 3; i++) assert.equal(ch.receiveSync({ timeout: 2000 }).length, 5, `then C's message ${i}`);
+    }
+    assert.equal(ch.tryReceive(), undefined, 'nothing more');
+    assert.equal(Atomics.load(i32, 32), Atomics.load(i32, 48), 'head and tail agree');
+  });
+}
+
+test('C: an old payload never passes for a record: the C sender clears the stamp where its next record will start', async (t) => {
+  const ch = nodeChannel(t, 4096);
+  // Lap 1 (Node): payloads holding, at every 8-byte ring offset q, a length 0 and the stamp (q + 4096) | 1.
+  for (const r of [0, 1]) {
+    const m = Buffer.alloc(ch.maxMessage);
+    for (let k = 0; k + 8 <= m.length; k += 8) m.writeUInt32LE(((r * 2048 + 8 + k + 4096) | 1) >>> 0, k + 4);
+    ch.sendSync(m);
+    assert.ok(ch.receiveSync().equals(m));
+  }
+  ok(await (await peer(t, [ch.name, 'send', 100, 'size=8'])).end(), /^100 \d+\n$/);
+  for (let i = 0; i < 100; i++) assert.equal(ch.receiveSync({ timeout: 2000 }).length, 8);
+  assert.equal(ch.tryReceive(), undefined, 'no 0-byte message made of the old payload');
+});
+
 test('C to C: a sender that closes is simply absent: the waiting receiver waits for the next one', async (t) => {
   const name = await cChannel(t, 4096);
   const receiver = await peer(t, [name, 'recv', 1000, 'ids']);

@@ -285,7 +285,11 @@ test('tryReserve / reserveSync / reserve give a view of exactly n bytes in the r
       want.push(hex(v));
       ch.commit();
       assert.equal(dv.getUint32(v.byteOffset - 8, true), n, 'the length word');
-      assert.equal(dv.getUint32(v.byteOffset - 4, true), 0, 'the reserved word is 0');
+      assert.equal(dv.getUint32(v.byteOffset - 4, true), ((headBefore + skip) | 1) >>> 0, "the stamp: the record's position | 1");
+      if (skip) {
+        assert.equal(dv.getUint32(RING + pos, true), 0xffffffff, 'the wrap marker');
+        assert.equal(dv.getUint32(RING + pos + 4, true), (headBefore | 1) >>> 0, "the marker's stamp");
+      }
       assert.equal(Atomics.load(i32, HEAD) >>> 0, headBefore + skip + align8(8 + n), 'head moves by align8(8 + n) (plus the skipped end)');
       i++;
     }

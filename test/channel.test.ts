@@ -53,11 +53,11 @@ for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['s
   });
 }
 
-test('the layout a C program reads: header kind 4, capacity at 64, max message at 68', (t) => {
+test('the layout a C program reads: header kind 4 version 2, capacity at 64, max message at 68', (t) => {
   const ch = channel(t, 8192);
   const view = new DataView(openBuffer(ch.name));
   assert.equal(view.getUint32(0, true), 0x786d7069);
-  assert.equal(view.getUint16(4, true), 1);
+  assert.equal(view.getUint16(4, true), 2);
   assert.equal(view.getUint16(6, true), 4);
   assert.equal(view.getInt32(8, true), process.pid);
   assert.equal(view.getUint32(64, true), 8192);
@@ -72,6 +72,51 @@ function openBuffer(name: string): SharedArrayBuffer {
   shm.close();
   return b;
 }
+
+/**
+ * Two records of maxMessage bytes that fill a 4096-byte ring, whose payloads
+ * hold, at every 8-byte ring offset q, a length of 0 and the stamp that a
+ * record at q would have one lap later: (q + 4096) | 1.
+ */
+function decoys(ch: Channel): Buffer[] {
+  return [0, 1].map((r) => {
+    const m = Buffer.alloc(ch.maxMessage);
+    const payloadAt = r * (ch.capacity / 2) + 8; // ring offset of the payload
+    for (let k = 0; k + 8 <= m.length; k += 8) m.writeUInt32LE(((payloadAt + k + ch.capacity) | 1) >>> 0, k + 4);
+    return m;
+  });
+}
+
+test('an old payload never passes for a record: a sender clears the stamp where the next record will start (docs/channel.md)', (t) => {
+  const ch = channel(t, 4096);
+  const tx = Channel.open(ch.name);
+  t.after(() => tx.close());
+  const lap1 = decoys(ch);
+  for (const m of lap1) tx.sendSync(m, T); // (two half-ring records: the ring exactly full)
+  assert.equal(ch.stat().used, ch.capacity, 'a ring can be filled to the last byte');
+  for (const m of lap1) assert.ok(ch.receiveSync(T).equals(m));
+  // Lap 2: 16-byte records, each received at once; where the next would start the old payload says "a record of 0 bytes, stamped for here".
+  const into = Buffer.alloc(64);
+  for (let i = 0; i < ch.capacity / 16 + 8; i++) {
+    const m = Buffer.alloc(8, i);
+    if (i % 3 === 0) tx.sendSync(m);
+    else {
+      tx.reserveSync(8).set(m);
+      tx.commit();
+    }
+    const forms = [() => ch.tryReceive(), () => into.subarray(0, ch.tryReceiveInto(into) ?? 0), () => Buffer.from(ch.tryReceiveView()!)];
+    assert.deepEqual(forms[i % 3]!(), m, `message ${i}`);
+    if (i % 3 === 2) ch.release();
+    assert.equal(ch.tryReceive(), undefined, `after message ${i}: nothing`);
+  }
+});
+
+test('a channel of layout version 1 (records without stamps) is refused: ERR_LAYOUT_VERSION', (t) => {
+  const ch = channel(t, 4096);
+  const b = openBuffer(ch.name);
+  new DataView(b).setUint16(4, 1, true);
+  assert.throws(() => Channel.open(ch.name), { code: 'ERR_LAYOUT_VERSION', message: /has layout version 1; this build understands 2/ });
+});
 
 test('a message over the maximum is refused before anything is written; the channel goes on', async (t) => {
   const ch = channel(t, 4096);

@@ -194,7 +194,7 @@ function readChannel(path: string, from: number | undefined): ChannelState | und
     }
     const state: ChannelState = {
       capacity: ring.capacity,
-      used: (head - tail) >>> 0,
+      used: Math.max(0, (head - tail) | 0), // (the receiver may take a record a moment before head counts it)
       head,
       receiverPid: h.readInt32LE(CH.receiverPid),
       receiverWaiting: h.readInt32LE(CH.receiverWaiting),

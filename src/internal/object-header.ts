@@ -4,7 +4,7 @@
  * tools (`interprocess ls`) and C programs can recognise them:
  *
  *   offset 0  u32  magic 0x786d7069 ("ipmx" in memory order)
- *   offset 4  u16  layout version (1)
+ *   offset 4  u16  layout version of the kind (mutex, condition, rwlock: 1; channel: 2)
  *   offset 6  u16  kind (1 mutex, 2 condition, 3 rwlock, 4 channel)
  *   offset 8  i32  pid of the creating process
  *   offset 12 u32  kind-specific (rwlock: reader slots)
@@ -19,13 +19,14 @@ import { SharedMemory } from '../posix/shared-memory.js';
 
 export const HEADER_SIZE = 64;
 export const MAGIC = 0x786d7069;
-export const VERSION = 1;
 export const Kind = { mutex: 1, condition: 2, rwlock: 3, channel: 4 } as const;
 export type KindName = keyof typeof Kind;
+/** The layout version of each kind (channel 2: records carry a stamp, docs/channel.md). */
+export const VERSIONS: Readonly<Record<KindName, number>> = { mutex: 1, condition: 1, rwlock: 1, channel: 2 };
 
 export function writeHeader(buffer: SharedArrayBuffer, kind: KindName, extra = 0): void {
   const dv = new DataView(buffer);
-  dv.setUint16(4, VERSION, true);
+  dv.setUint16(4, VERSIONS[kind], true);
   dv.setUint16(6, Kind[kind], true);
   dv.setInt32(8, process.pid, true);
   dv.setUint32(12, extra, true);
@@ -64,8 +65,8 @@ export function awaitHeader(buffer: SharedArrayBuffer, kind: KindName, name: str
   }
   const h = readHeader(buffer)!;
   if (h.kind !== kind) throw invalidArgument(`'${name}' is an interprocess ${h.kind}, not a ${kind}`);
-  if (h.version !== VERSION) {
-    throw new IpcError('ERR_LAYOUT_VERSION', { path: name, message: `'${name}' has layout version ${h.version}; this build understands ${VERSION}` });
+  if (h.version !== VERSIONS[kind]) {
+    throw new IpcError('ERR_LAYOUT_VERSION', { path: name, message: `'${name}' has layout version ${h.version}; this build understands ${VERSIONS[kind]}` });
   }
   return h;
 }

@@ -33,6 +33,10 @@
  *   channel_peer NAME hold-recv      receives one message, "got <len>", waits
  *   channel_peer NAME reserve-die LEN [MS]  reserves LEN bytes, fills them with
  *                                  0xEE, "reserved", sleeps MS ms, SIGKILLs itself
+ *   channel_peer NAME publish-die LEN  reserves LEN bytes, fills them with 0xEE,
+ *                                  does all that publishing does but count the
+ *                                  record in head and unlock (docs/channel.md,
+ *                                  Sending), "published", SIGKILLs itself
  *   channel_peer NAME reserve-hold N MS  N times: reserves 100 bytes, "reserved <k>",
  *                                  sleeps MS ms, commits, waits for a line on stdin
  *   channel_peer NAME try-recv       one try_receive: "got <len>" or "<ERRNO>"
@@ -118,7 +122,7 @@ static int create(const char *name, uint32_t cap) {
   l->capacity = cap;
   l->max_message = cap / 2 - 8;
   l->sender_slots = IPX_CHANNEL_SLOTS;
-  l->header.version = IPX_LAYOUT_VERSION;
+  l->header.version = IPX_CHANNEL_LAYOUT_VERSION;
   l->header.kind = IPX_CHANNEL;
   l->header.creator_pid = getpid();
   atomic_store(&l->header.magic, IPX_MAGIC); /* last */
@@ -385,6 +389,26 @@ int main(int argc, char **argv) {
     printf("reserved\n");
     fflush(stdout);
     if (argc == 5) usleep((useconds_t)atol(argv[4]) * 1000);
+    raise(SIGKILL);
+  }
+  if (strcmp(mode, "publish-die") == 0 && argc == 4) {
+    uint32_t len = (uint32_t)atol(argv[3]);
+    void *view;
+    if ((r = ipx_channel_reserve(&ch, len, &view, TIMEOUT_MS))) failed(r, 0);
+    memset(view, 0xEE, len);
+    struct ipx_channel_layout *l = ch.shm;
+    uint32_t cap = ch.capacity, at = ch.res_head & (cap - 1), pos = ch.res_skip ? 0 : at;
+    uint32_t start = ch.res_head + ch.res_skip, next = start + ((IPX_CHANNEL_RECORD_HEADER + len + 7) & ~7u);
+    if (next - ch.tail_seen != cap) atomic_store((_Atomic uint32_t *)(l->ring + (next & (cap - 1)) + 4), 0);
+    memcpy(l->ring + pos, &len, 4);
+    atomic_store((_Atomic uint32_t *)(l->ring + pos + 4), start | 1u);
+    if (ch.res_skip) {
+      const uint32_t wrap = IPX_CHANNEL_WRAP;
+      memcpy(l->ring + at, &wrap, 4);
+      atomic_store((_Atomic uint32_t *)(l->ring + at + 4), ch.res_head | 1u);
+    }
+    printf("published\n");
+    fflush(stdout);
     raise(SIGKILL);
   }
   if (strcmp(mode, "reserve-hold") == 0 && argc == 5) {
