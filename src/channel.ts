@@ -912,11 +912,16 @@ export class Channel implements Disposable {
   reserveSync(length: number, options?: { timeout?: number }): Uint8Array {
     this.#reserveArgs(length);
     this.#noAsyncWaits('sender');
-    const attempt = (): Uint8Array | undefined => {
-      const at = this.#tryReserveAt(length);
-      return at < 0 ? undefined : this.#view(at, length);
-    };
-    return attempt() ?? this.#block('sender', attempt, options);
+    const at = this.#tryReserveAt(length);
+    if (at >= 0) return this.#view(at, length);
+    return this.#block(
+      'sender',
+      (): Uint8Array | undefined => {
+        const next = this.#tryReserveAt(length);
+        return next < 0 ? undefined : this.#view(next, length);
+      },
+      options,
+    );
   }
 
   #reserveArgs(length: number): void {
