@@ -182,7 +182,10 @@ interface Pending {
  * ~15 ns a call against ~1 for a read, and a message took six. Elsewhere
  * (arm64) they are Atomics calls. Every "store mine, then load yours"
  * handshake (docs/channel.md, Wake-ups) keeps an Atomics store, a full
- * fence, between the two.
+ * fence, between the two. (TurboFan never merges typed-array loads: its load
+ * elimination covers fields and JS array elements. Were a polling loop's load
+ * ever hoisted, the wait would still end: it sleeps through native calls,
+ * after which every load is made again.)
  */
 const TSO = process.arch === 'x64' || process.arch === 'ia32';
 const load: (words: Int32Array, index: number) => number = TSO ? (w, i) => w[i]! : (w, i) => Atomics.load(w, i);
