@@ -501,8 +501,8 @@ static int ipx__try_lock_room(struct ipx_channel *ch, uint32_t len, int steal, u
 /*
  * Publishes the record of len bytes at head (after a wrap marker if skip):
  * clears the next record's stamp, writes the length, stamps the record, then
- * the marker (the receiver sees both or neither), counts it in head, wakes
- * the receiver, unlocks.
+ * the marker (the receiver sees both or neither), counts it in head, unlocks,
+ * wakes the receiver and the senders if they sleep.
  */
 static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, uint32_t len) {
   struct ipx_channel_layout *l = ch->shm;
@@ -517,9 +517,10 @@ static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, u
     memcpy(l->ring + at, &wrap, 4);
     atomic_store(IPX__STAMP(l, at), head | 1u);
   }
-  atomic_store(&l->head, next);
+  atomic_store_explicit(&l->head, next, memory_order_release);
+  atomic_store(&l->send_lock, 0); /* seq_cst: the fence before the loads of the sleepers' flags */
   ipx__wake_receiver(ch);
-  ipx__unlock(ch);
+  if (atomic_load(&l->senders_waiting) > 0) ipx__wake_senders(ch);
 }
 
 /* Whether the receiver died (with none attached, the next one may come). */

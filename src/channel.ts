@@ -586,7 +586,7 @@ export class Channel implements Disposable {
   // ---- waking --------------------------------------------------------------
 
   #wakeReceiver(): void {
-    const how = load(this.#i32, RECEIVER_WAITING); // (after the Atomics store of head)
+    const how = load(this.#i32, RECEIVER_WAITING); // (after the Atomics store of the lock)
     if (how === ASLEEP_ON_FUTEX) native.futexWake(this.#i32, HEAD, 1);
     else if (how === ASLEEP_ON_BELL) ring(this.#bellName('receiver'));
   }
@@ -711,10 +711,21 @@ export class Channel implements Disposable {
     const from = this.#reservedFrom;
     if (from !== start) release(i32, (RING + (from & (this.capacity - 1)) + 4) >> 2, from | 1);
     this.#headSeen = head;
-    Atomics.store(i32, HEAD, head | 0);
+    release(i32, HEAD, head | 0);
     this.#reservedAt = -1;
+    this.#unlockPublished();
+  }
+
+  /**
+   * Lets go of the lock after publishing a record, then wakes whoever
+   * sleeps: the lock's Atomics store is the fence between this sender's
+   * stores (stamp, head, lock) and its loads of the sleepers' flags.
+   */
+  #unlockPublished(): void {
+    Atomics.store(this.#i32, SEND_LOCK, 0);
     this.#wakeReceiver();
-    this.#unlock();
+    if (load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
+    if (this.#queues.sender.length) this.#serve('sender');
   }
 
   #unlock(): void {
@@ -746,9 +757,8 @@ export class Channel implements Disposable {
         i32[at >> 2] = length;
         release(i32, (at + 4) >> 2, seen | 1); // published
         this.#headSeen = head;
-        Atomics.store(i32, HEAD, head | 0);
-        this.#wakeReceiver();
-        this.#unlock();
+        release(i32, HEAD, head | 0); // (read by lock holders, and by the receiver before it sleeps)
+        this.#unlockPublished();
         return true;
       }
       this.#unlock(); // another sender went first: look again the general way
