@@ -507,7 +507,7 @@ async function main() {
     for (const [key, list] of Object.entries(samples)) results.cases[key] = medianOf(list);
     if (results.handoffNs) {
       results.handoffNote = `Core-to-core hand-off (C, one cache line there and back between CPUs 0 and 1, before each round): ${results.handoffNs.map((x) => x.toFixed(0)).join(', ')} ns. ` +
-        `Shared-memory round trips follow it (on the VM these figures come from it has drifted between ~120 and ~570 ns); a socket's barely do.`;
+        `Shared-memory round trips follow it (on the VM these figures come from it has drifted between ~50 and ~570 ns); a socket's barely do.`;
     }
   } finally {
     cleanup();
