@@ -463,8 +463,14 @@ static uint32_t ipx__locked_head(struct ipx_channel *ch) {
   return head;
 }
 
-static void ipx__unlock(struct ipx_channel *ch) {
+/*
+ * Lets go of the send lock, then wakes whoever sleeps (the receiver too if a
+ * record was published): the lock's seq_cst store is the fence between this
+ * sender's stores (stamp, head, lock) and its loads of the sleepers' flags.
+ */
+static void ipx__unlock(struct ipx_channel *ch, int published) {
   atomic_store(&ch->shm->send_lock, 0);
+  if (published) ipx__wake_receiver(ch);
   if (atomic_load(&ch->shm->senders_waiting) > 0) ipx__wake_senders(ch);
 }
 
@@ -490,7 +496,7 @@ static int ipx__try_lock_room(struct ipx_channel *ch, uint32_t len, int steal, u
   h = ipx__locked_head(ch);
   t = atomic_load(&l->tail);
   if (!ipx__fits(ch, h, t, len, skip)) {
-    ipx__unlock(ch);
+    ipx__unlock(ch, 0);
     return IPX__NOROOM;
   }
   *head = h;
@@ -518,9 +524,7 @@ static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, u
     atomic_store(IPX__STAMP(l, at), head | 1u);
   }
   atomic_store_explicit(&l->head, next, memory_order_release);
-  atomic_store(&l->send_lock, 0); /* seq_cst: the fence before the loads of the sleepers' flags */
-  ipx__wake_receiver(ch);
-  if (atomic_load(&l->senders_waiting) > 0) ipx__wake_senders(ch);
+  ipx__unlock(ch, 1);
 }
 
 /* Whether the receiver died (with none attached, the next one may come). */
@@ -624,7 +628,7 @@ int ipx_channel_commit(struct ipx_channel *ch, uint32_t len) {
 void ipx_channel_discard(struct ipx_channel *ch) {
   if (!ch->reserved) return;
   ch->reserved = 0;
-  ipx__unlock(ch);
+  ipx__unlock(ch, 0);
 }
 
 /* The record at tail, if published (stamped): its payload offset in the ring, length, and the tail after it. */

@@ -489,7 +489,7 @@ export class Channel implements Disposable {
       capacity: this.capacity,
       maxMessage: this.maxMessage,
       // (The receiver may take a record a moment before its sender counts it in head.)
-      used: Math.max(0, (Atomics.load(this.#i32, HEAD) - Atomics.load(this.#i32, TAIL)) | 0),
+      used: used(Atomics.load(this.#i32, HEAD), Atomics.load(this.#i32, TAIL)),
       creatorPid,
       creatorAlive,
       receiverPid,
@@ -705,7 +705,7 @@ export class Channel implements Disposable {
     const at = this.#reservedAt;
     const start = this.#reservedStart;
     const head = (start + recordSize(length)) >>> 0;
-    if ((head - this.#tailSeen) >>> 0 !== this.capacity) i32[(RING + (head & (this.capacity - 1)) + 4) >> 2] = 0;
+    this.#clearStampAt(head);
     i32[at >> 2] = length;
     release(i32, (at + 4) >> 2, start | 1);
     const from = this.#reservedFrom;
@@ -713,23 +713,25 @@ export class Channel implements Disposable {
     this.#headSeen = head;
     release(i32, HEAD, head | 0);
     this.#reservedAt = -1;
-    this.#unlockPublished();
+    this.#unlock(true);
   }
 
   /**
-   * Lets go of the lock after publishing a record, then wakes whoever
-   * sleeps: the lock's Atomics store is the fence between this sender's
-   * stores (stamp, head, lock) and its loads of the sleepers' flags.
+   * Stores 0 in the stamp word of the record that will start at `head`,
+   * unless the ring is full up to there: then the tail's record is there.
    */
-  #unlockPublished(): void {
-    Atomics.store(this.#i32, SEND_LOCK, 0);
-    this.#wakeReceiver();
-    if (load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
-    if (this.#queues.sender.length) this.#serve('sender');
+  #clearStampAt(head: number): void {
+    if ((head - this.#tailSeen) >>> 0 !== this.capacity) this.#i32[(RING + (head & (this.capacity - 1)) + 4) >> 2] = 0;
   }
 
-  #unlock(): void {
+  /**
+   * Lets go of the lock, then wakes whoever sleeps (the receiver too if a
+   * record was `published`): the lock's Atomics store is the fence between
+   * this sender's stores (stamp, head, lock) and its loads of the sleepers' flags.
+   */
+  #unlock(published = false): void {
     Atomics.store(this.#i32, SEND_LOCK, 0);
+    if (published) this.#wakeReceiver();
     if (load(this.#i32, SENDERS_WAITING) > 0) this.#wakeSenders();
     if (this.#queues.sender.length) this.#serve('sender');
   }
@@ -753,12 +755,12 @@ export class Channel implements Disposable {
       if (load(i32, HEAD) >>> 0 === seen && load(i32, (at + 4) >> 2) !== (seen | 1)) {
         this.#u8.set(bytes, at + RECORD_HEADER);
         const head = (seen + record) >>> 0;
-        if ((head - this.#tailSeen) >>> 0 !== cap) i32[(RING + (head & (cap - 1)) + 4) >> 2] = 0; // the next record's stamp
+        this.#clearStampAt(head); // the next record's
         i32[at >> 2] = length;
         release(i32, (at + 4) >> 2, seen | 1); // published
         this.#headSeen = head;
         release(i32, HEAD, head | 0); // (read by lock holders, and by the receiver before it sleeps)
-        this.#unlockPublished();
+        this.#unlock(true);
         return true;
       }
       this.#unlock(); // another sender went first: look again the general way
@@ -997,7 +999,7 @@ export class Channel implements Disposable {
     const i32 = this.#i32;
     this.#tail = nextTail;
     Atomics.store(i32, TAIL, nextTail | 0);
-    if (load(i32, SENDERS_WAITING) > 0 && ((Atomics.load(i32, HEAD) - nextTail) | 0) <= this.capacity / 2) {
+    if (load(i32, SENDERS_WAITING) > 0 && used(Atomics.load(i32, HEAD), nextTail) <= this.capacity / 2) {
       this.#wakeSenders();
       if (this.#queues.sender.length) this.#serve('sender'); // this handle sends too
     }
@@ -1044,7 +1046,7 @@ export class Channel implements Disposable {
       const record = at - RECORD_HEADER;
       const start = (this.#nextTail - recordSize(length)) >>> 0;
       // (What head counts is published; a sender may count a stamped record a moment later.)
-      const bytes = Math.min((Atomics.load(this.#i32, HEAD) - start) | 0, RING + this.capacity - record, BATCH);
+      const bytes = Math.min(used(Atomics.load(this.#i32, HEAD), start), RING + this.capacity - record, BATCH);
       if (bytes > recordSize(length)) {
         const batch = Buffer.allocUnsafeSlow(bytes);
         batch.set(new Uint8Array(this.#buffer, record, bytes));
