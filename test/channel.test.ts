@@ -53,6 +53,42 @@ for (const [sendMode, receiveMode] of [['sync', 'sync'], ['async', 'async'], ['s
   });
 }
 
+// Elsewhere than on x86 the Channel makes its loads and stores Atomics calls (src/channel.ts, `load`
+// and `release`): that path runs here in processes that see another process.arch from the start.
+const ARM64 = { nodeArgs: ['--import', `data:text/javascript,Object.defineProperty(process, 'arch', { value: 'arm64' })`] };
+const ARM64_RECEIVER = `
+  import { Channel } from 'interprocess';
+  import { createHash } from 'node:crypto';
+  if (process.arch !== 'arm64') throw new Error('process.arch was not replaced');
+  const [name, count] = process.argv.slice(1);
+  const ch = Channel.open(name);
+  const h = createHash('sha256');
+  const into = Buffer.alloc(ch.maxMessage);
+  for (let i = 0; i < Number(count); i++) {
+    if (i % 3 === 0) h.update(ch.receiveSync({ timeout: 20000 }));
+    else if (i % 3 === 1) h.update(into.subarray(0, ch.receiveIntoSync(into, { timeout: 20000 })));
+    else {
+      h.update(ch.receiveViewSync({ timeout: 20000 }));
+      ch.release();
+    }
+  }
+  console.log(h.digest('hex'));
+  ch.close();
+`;
+
+test('the Atomics path (process.arch other than x86): 20000 messages of random sizes cross processes in order and intact, each receive form', async (t) => {
+  const ch = channel(t);
+  const N = 20000;
+  const [sent, received] = await Promise.all([
+    collect(spawnNode(SENDER, [ch.name, 'sync', String(N)], ARM64)),
+    collect(spawnNode(ARM64_RECEIVER, [ch.name, String(N)], ARM64)),
+  ]);
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.equal(received.code, 0, received.stderr);
+  assert.equal(received.stdout.trim(), sent.stdout.trim(), 'same bytes, same order');
+  assert.equal(ch.tryReceive(), undefined, 'nothing extra');
+});
+
 test('the layout a C program reads: header kind 4 version 2, capacity at 64, max message at 68', (t) => {
   const ch = channel(t, 8192);
   const view = new DataView(openBuffer(ch.name));
