@@ -183,11 +183,13 @@ int ipx_rwlock_wrunlock(void *rw) { return pthread_mutex_unlock(ipx_rw_gate(rw))
 
 /* ---- Channel (docs/channel.md) ------------------------------------------- */
 /*
- * Every access to a shared field is a sequentially consistent atomic: "store
- * my flag, then read your stamp or index" against "store my stamp or index,
- * then read your flag" then loses no wake-up. Payload bytes and lengths are
- * plain memory, ordered by the stores of a record's stamp (sender) and tail
- * (receiver).
+ * Accesses to shared fields are sequentially consistent atomics, but for the
+ * store of head (release), the clearing of the next stamp (ordered by the
+ * stamp stored after it) and the receiver's read of its own tail: "store my
+ * flag, then read your stamp or index" against "store my stamp or index, then
+ * read your flag" has a seq_cst store between the two and loses no wake-up.
+ * Payload bytes and lengths are plain memory, ordered by the stores of a
+ * record's stamp (sender) and tail (receiver).
  */
 
 #define IPX__ALIGN8(n) (((n) + 7u) & ~7u)

@@ -226,14 +226,15 @@ for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'c'], [tru
     const shm = posix.SharedMemory.open(ch.name);
     t.after(() => shm.close());
     const i32 = new Int32Array(shm.buffer);
+    const [HEAD, TAIL] = [128 / 4, 192 / 4]; // docs/channel.md
     // The dying record (112 bytes) goes at ring offset 16, or wraps from offset 4032 (64 bytes left).
     for (const n of wrap ? [2008, 2008] : [8]) ch.sendSync(Buffer.alloc(n, 1));
     for (let i = 0; i < (wrap ? 2 : 1); i++) ch.receiveSync({ timeout: 2000 });
-    const head = Atomics.load(i32, 32) >>> 0;
+    const head = Atomics.load(i32, HEAD) >>> 0;
     const dying = await peer(t, [ch.name, 'publish-die', 100]);
     await dying.line(/published/);
     assert.equal((await dying.end()).signal, 'SIGKILL');
-    assert.equal(Atomics.load(i32, 32) >>> 0, head, 'head does not count it');
+    assert.equal(Atomics.load(i32, HEAD) >>> 0, head, 'head does not count it');
     const after = Buffer.from('after');
     if (taker === 'node') {
       assert.deepEqual(ch.receiveSync({ timeout: 2000 }), Buffer.alloc(100, 0xee), 'the receiver takes the stamped record');
@@ -248,7 +249,7 @@ for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'c'], [tru
       for (let i = 0; i < 3; i++) assert.equal(ch.receiveSync({ timeout: 2000 }).length, 5, `then C's message ${i}`);
     }
     assert.equal(ch.tryReceive(), undefined, 'nothing more');
-    assert.equal(Atomics.load(i32, 32), Atomics.load(i32, 48), 'head and tail agree');
+    assert.equal(Atomics.load(i32, HEAD), Atomics.load(i32, TAIL), 'head and tail agree');
   });
 }
 
