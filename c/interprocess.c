@@ -279,6 +279,38 @@ static int ipx__ring(struct ipx_channel *ch, const char *side) {
 static void ipx__wake_senders(struct ipx_channel *ch);
 
 /*
+ * Moves head past what a sender that died holding the send lock published but
+ * did not count: a record (after a wrap marker, perhaps) stamped at head
+ * (docs/channel.md, Attaching).
+ */
+static void ipx__count_uncounted(struct ipx_channel *ch) {
+  struct ipx_channel_layout *l = ch->shm;
+  uint32_t cap = ch->capacity, counted = atomic_load(&l->head), head = counted;
+  for (int k = 0; k < 2; k++) {
+    uint32_t pos = head & (cap - 1), n;
+    if (atomic_load(IPX__STAMP(l, pos)) != (head | 1u)) break;
+    memcpy(&n, l->ring + pos, 4);
+    if (n == IPX_CHANNEL_WRAP) head += cap - pos;
+    else if (n <= ch->max_message && pos + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) <= cap) head += IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n);
+    else break;
+  }
+  if (head != counted) atomic_store(&l->head, head);
+}
+
+/*
+ * The send lock, if the dead owner of slot i holds it: counted what it left
+ * (lock takers trust head), then released. Only the caller may do this: it
+ * owns the slot now, or marked it -1. 1 if released (then wake the senders).
+ */
+static int ipx__free_dead_lock(struct ipx_channel *ch, uint32_t i) {
+  struct ipx_channel_layout *l = ch->shm;
+  int32_t held = 1 + (int32_t)i;
+  if (atomic_load(&l->send_lock) != held) return 0;
+  ipx__count_uncounted(ch);
+  return atomic_compare_exchange_strong(&l->send_lock, &held, 0);
+}
+
+/*
  * Frees slot i if its owner is dead (or it is free but holds the lock):
  * pid -> -1 (so that no new owner's marks are undone with the dead one's),
  * undo its sleeping mark and the send lock, then 0. docs/channel.md, Attaching.
@@ -289,8 +321,7 @@ static void ipx__reap(struct ipx_channel *ch, uint32_t i) {
   if (pid < 0 || (pid > 0 && ipx__peer_alive(ch, pid))) return;
   if (!atomic_compare_exchange_strong(&l->slots[i].pid, &pid, -1)) return;
   if (atomic_exchange(&l->slots[i].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
-  int32_t held = 1 + (int32_t)i;
-  int unlocked = atomic_compare_exchange_strong(&l->send_lock, &held, 0);
+  int unlocked = ipx__free_dead_lock(ch, i);
   atomic_store(&l->slots[i].pid, 0);
   if (unlocked) ipx__wake_senders(ch);
 }
@@ -413,8 +444,7 @@ static int ipx__claim_slot(struct ipx_channel *ch) {
   ch->pid = me;
   if (dead) {
     if (atomic_exchange(&l->slots[got].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
-    int32_t held = 1 + got;
-    if (atomic_compare_exchange_strong(&l->send_lock, &held, 0)) ipx__wake_senders(ch);
+    if (ipx__free_dead_lock(ch, (uint32_t)got)) ipx__wake_senders(ch);
   }
   return 0;
 }
@@ -446,26 +476,6 @@ static int ipx__fits(const struct ipx_channel *ch, uint32_t head, uint32_t tail,
 }
 
 /*
- * head, read holding the send lock, and first moved past what a sender that
- * died holding the lock published but did not count: a record (after a wrap
- * marker, perhaps) stamped at head.
- */
-static uint32_t ipx__locked_head(struct ipx_channel *ch) {
-  struct ipx_channel_layout *l = ch->shm;
-  uint32_t cap = ch->capacity, counted = atomic_load(&l->head), head = counted;
-  for (int k = 0; k < 2; k++) {
-    uint32_t pos = head & (cap - 1), n;
-    if (atomic_load(IPX__STAMP(l, pos)) != (head | 1u)) break;
-    memcpy(&n, l->ring + pos, 4);
-    if (n == IPX_CHANNEL_WRAP) head += cap - pos;
-    else if (n <= ch->max_message && pos + IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n) <= cap) head += IPX__ALIGN8(IPX_CHANNEL_RECORD_HEADER + n);
-    else break;
-  }
-  if (head != counted) atomic_store(&l->head, head);
-  return head;
-}
-
-/*
  * Lets go of the send lock, then wakes whoever sleeps (the receiver too if a
  * record was published): the lock's seq_cst store is the fence between this
  * sender's stores (stamp, head, lock) and its loads of the sleepers' flags.
@@ -489,13 +499,13 @@ static int ipx__try_lock_room(struct ipx_channel *ch, uint32_t len, int steal, u
   int32_t mine = 1 + ch->slot, v = 0;
   if (!atomic_compare_exchange_strong(&l->send_lock, &v, mine)) {
     if (!steal || v == 0) return IPX__BUSY;
-    /* A record is published by its stamp: a dead holder's unstamped bytes are simply overwritten (its stamped ones, counted: ipx__locked_head). */
+    /* A record is published by its stamp: a dead holder's unstamped bytes are simply overwritten (its stamped ones are counted by ipx__reap). */
     uint32_t holder = (uint32_t)v - 1;
     if (holder < ch->slots) ipx__reap(ch, holder);
     v = 0;
     if (!atomic_compare_exchange_strong(&l->send_lock, &v, mine)) return IPX__BUSY;
   }
-  h = ipx__locked_head(ch);
+  h = atomic_load(&l->head); /* exact, holding the lock: ipx__free_dead_lock */
   t = atomic_load(&l->tail);
   if (!ipx__fits(ch, h, t, len, skip)) {
     ipx__unlock(ch, 0);

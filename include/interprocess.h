@@ -40,7 +40,7 @@ extern "C" {
 
 #define IPX_MAGIC 0x786d7069u /* "ipmx" */
 #define IPX_LAYOUT_VERSION 1          /* of mutexes, conditions, rwlocks */
-#define IPX_CHANNEL_LAYOUT_VERSION 2  /* of channels: records carry a stamp (docs/channel.md) */
+#define IPX_CHANNEL_LAYOUT_VERSION 3  /* of channels (docs/channel.md, Versions) */
 #define IPX_HEADER_SIZE 64
 enum ipx_kind { IPX_MUTEX = 1, IPX_CONDITION = 2, IPX_RWLOCK = 3, IPX_CHANNEL = 4 };
 

@@ -543,10 +543,17 @@ export class Channel implements Disposable {
     Atomics.store(this.#i32, SLOTS + 2 * s, 0);
   }
 
-  /** Clears what the dead previous owner of slot `s` may have left: a waiting mark, the send lock. */
+  /**
+   * Clears what the dead previous owner of slot `s` may have left: a waiting
+   * mark, the send lock. Only the caller may release a lock that slot holds
+   * (it owns the slot now, or marked it -1), so it first counts what the dead
+   * holder published but did not count: lock takers trust `head`.
+   */
   #undoDeadSender(s: number): void {
     const i32 = this.#i32;
     if (Atomics.exchange(i32, SLOTS + 2 * s + 1, AWAKE) !== AWAKE) Atomics.sub(i32, SENDERS_WAITING, 1);
+    if (Atomics.load(i32, SEND_LOCK) !== s + 1) return;
+    this.#countUncounted();
     if (Atomics.compareExchange(i32, SEND_LOCK, s + 1, 0) === s + 1) this.#wakeSenders();
   }
 
@@ -633,12 +640,14 @@ export class Channel implements Disposable {
   #tryReserveAt(length: number): number {
     const i32 = this.#i32;
     // No room even now: leave the lock alone (taking and releasing it would wake the other senders for nothing).
-    if (this.#room(this.#headSeen, length) < 0) {
-      this.#headSeen = Atomics.load(i32, HEAD) >>> 0; // others may have sent meanwhile: look again
-      if (this.#room(this.#headSeen, length) < 0) return -1;
-    }
+    if (this.#room(this.#headSeen, length) < 0 && this.#room(Atomics.load(i32, HEAD) >>> 0, length) < 0) return -1; // (others may have sent meanwhile)
     if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return -1;
-    const head = (this.#headSeen = this.#lockedHead());
+    const head = load(i32, HEAD) >>> 0; // (exact, holding the lock: #undoDeadSender)
+    if (head !== this.#headSeen) {
+      // Others sent since this handle last did, any number of bytes: the tail it saw may be of any age.
+      this.#headSeen = head;
+      this.#tailSeen = Atomics.load(i32, TAIL) >>> 0;
+    }
     const skip = this.#room(head, length);
     if (skip < 0) {
       this.#unlock(); // another sender took the room meanwhile: it made progress, the others may look again
@@ -657,14 +666,15 @@ export class Channel implements Disposable {
   }
 
   /**
-   * `head`, read holding the send lock, and first moved past what a sender
-   * that died holding the lock published but did not count: a record (after
-   * a wrap marker, perhaps) stamped at `head` (docs/channel.md, Sending).
+   * Moves `head` past what a sender that died holding the send lock
+   * published but did not count: a record (after a wrap marker, perhaps)
+   * stamped at `head` (docs/channel.md, Attaching). Called only by whoever
+   * frees that lock, before freeing it.
    */
-  #lockedHead(): number {
+  #countUncounted(): void {
     const i32 = this.#i32;
     const cap = this.capacity;
-    const counted = load(i32, HEAD) >>> 0; // (written only holding the lock)
+    const counted = Atomics.load(i32, HEAD) >>> 0; // (written only holding the lock)
     let head = counted;
     for (let k = 0; k < 2; k++) {
       const pos = head & (cap - 1);
@@ -675,20 +685,20 @@ export class Channel implements Disposable {
       else break;
     }
     if (head !== counted) Atomics.store(i32, HEAD, head | 0);
-    return head;
   }
 
   /**
    * The bytes to skip (wrap) before a record of `length` at `head`, or -1 if
    * it does not fit. Uses the tail last seen, and reads `tail` again (a
-   * cache line the receiver writes) only when that is not enough.
+   * cache line the receiver writes) only when that is not enough, or when
+   * `head` is more than a ring ahead of it (it is older than `head`'s lap).
    */
   #room(head: number, length: number): number {
     const cap = this.capacity;
     const pos = head & (cap - 1);
     const record = recordSize(length);
     const skip = record > cap - pos ? cap - pos : 0;
-    if (skip + record <= cap - used(head, this.#tailSeen)) return skip;
+    if (skip + record <= cap - ((head - this.#tailSeen) >>> 0)) return skip;
     this.#tailSeen = Atomics.load(this.#i32, TAIL) >>> 0;
     return skip + record <= cap - used(head, this.#tailSeen) ? skip : -1;
   }
@@ -751,8 +761,9 @@ export class Channel implements Disposable {
       const i32 = this.#i32;
       if (Atomics.compareExchange(i32, SEND_LOCK, 0, this.#slot + 1) !== 0) return false;
       const at = RING + pos;
-      // (A record stamped at head is one a sender that died holding the lock did not count: #lockedHead.)
-      if (load(i32, HEAD) >>> 0 === seen && load(i32, (at + 4) >> 2) !== (seen | 1)) {
+      // (head is exact once the lock is ours: #undoDeadSender. The record's line is not read before it
+      // is written: a read would fetch it from the receiver's core, and the write take it again.)
+      if (load(i32, HEAD) >>> 0 === seen) {
         this.#u8.set(bytes, at + RECORD_HEADER);
         const head = (seen + record) >>> 0;
         this.#clearStampAt(head); // the next record's

@@ -219,9 +219,13 @@ for (const delayMs of [0, 300]) {
 }
 
 // A record is published by its stamp, then counted in head (docs/channel.md, Sending): a sender that dies
-// between the two leaves a record the receiver may take, and that the next lock holder must count, not overwrite.
-for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'c'], [true, 'c']] as const) {
-  test(`a sender killed after stamping its record${wrap ? ' (after a wrap marker)' : ''}, before counting it in head: it arrives once, and the next sender (${taker === 'c' ? 'C' : 'Node'}) writes after it`, async (t) => {
+// between the two leaves a record the receiver may take, and that whoever frees the dead holder's lock must
+// count, so that the next sender does not overwrite it (docs/channel.md, Attaching). The freeing comes two
+// ways: a sender taking over the dead one's slot (a new Node handle), or one with a slot of its own reaping
+// it (the Node handle that sent before, C).
+const takers = { node: 'Node, taking over its slot', 'node-own-slot': 'Node, with a slot of its own', c: 'C, with a slot of its own' };
+for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'node-own-slot'], [true, 'node-own-slot'], [false, 'c'], [true, 'c']] as const) {
+  test(`a sender killed after stamping its record${wrap ? ' (after a wrap marker)' : ''}, before counting it in head: it arrives once, and the next sender (${takers[taker]}) writes after it`, async (t) => {
     const ch = nodeChannel(t, 4096);
     const shm = posix.SharedMemory.open(ch.name);
     t.after(() => shm.close());
@@ -236,12 +240,15 @@ for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'c'], [tru
     assert.equal((await dying.end()).signal, 'SIGKILL');
     assert.equal(Atomics.load(i32, HEAD) >>> 0, head, 'head does not count it');
     const after = Buffer.from('after');
-    if (taker === 'node') {
+    if (taker !== 'c') {
       assert.deepEqual(ch.receiveSync({ timeout: 2000 }), Buffer.alloc(100, 0xee), 'the receiver takes the stamped record');
       assert.equal(ch.stat().used, 0);
-      const tx = Channel.open(ch.name);
-      t.after(() => tx.close());
-      await tx.send(after, { timeout: 5000 }); // takes the dead sender's lock over
+      let tx = ch; // (its slot taken when it sent above: the dead sender's is another)
+      if (taker === 'node') {
+        tx = Channel.open(ch.name);
+        t.after(() => tx.close());
+      }
+      await tx.send(after, { timeout: 5000 }); // frees the dead sender's lock
       assert.deepEqual(ch.receiveSync({ timeout: 2000 }), after, 'the next message, not written over the taken one');
     } else {
       ok(await (await peer(t, [ch.name, 'send', 3, 'size=5', 'timeout=5000'])).end(), /^3 \d+\n$/);

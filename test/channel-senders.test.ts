@@ -252,6 +252,46 @@ test('senders taking turns: each finds the head where the other left it (its own
   assert.equal(ch.tryReceive(), undefined);
 });
 
+// A sender keeps the tail it last read, and reads the receiver's tail again only when that is not
+// enough room (src/channel.ts #room). A tail read gigabytes of other senders' messages ago says
+// nothing: counted mod 2^32, head - tail is then any number, negative (2 to 4 GiB later) or small
+// (about 4 GiB later). Holding the lock, a sender that finds others sent since it last looked
+// reads the tail again.
+test('a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of other senders\' messages old finds a full ring full', (t) => {
+  const ch = channel(t, 65536);
+  const words = raw(ch.name);
+  const TAIL = 192 / 4;
+  const [early1, early2, busy] = [handle(t, ch.name), handle(t, ch.name), handle(t, ch.name)];
+  for (const h of [early1, early2]) {
+    h.sendSync('early');
+    assert.equal(ch.receiveSync({ timeout: 2000 }).toString(), 'early');
+  }
+  const t0 = Atomics.load(words, TAIL) >>> 0; // (both early senders' last look)
+  const big = Buffer.alloc(ch.maxMessage, 0x5a);
+  const record = align8(8 + big.length);
+  const into = Buffer.alloc(ch.maxMessage);
+  /** busy's messages through the ring until head is `bytes` past t0 (less than a record more), then the ring filled by busy, to the last byte. */
+  const runTo = (bytes: number): Buffer[] => {
+    while ((((Atomics.load(words, HEAD) >>> 0) - t0) >>> 0) + record <= bytes) {
+      busy.sendSync(big);
+      ch.receiveIntoSync(into);
+    }
+    const filled: Buffer[] = [];
+    for (const size of [1000, 100, 0]) {
+      for (let m = Buffer.alloc(size, filled.length); busy.trySend(m); m = Buffer.alloc(size, filled.length)) filled.push(m);
+    }
+    assert.equal(ch.stat().used, ch.capacity, 'full');
+    return filled;
+  };
+  const check = (early: Channel, filled: Buffer[], when: string): void => {
+    assert.equal(early.trySend(Buffer.alloc(0)), false, `${when}: the ring is full, the early sender must not write`);
+    for (const [i, m] of filled.entries()) assert.deepEqual(ch.receiveSync({ timeout: 2000 }), m, `${when}: message ${i} intact`);
+    assert.equal(ch.tryReceive(), undefined, `${when}: nothing more`);
+  };
+  check(early1, runTo(3 * 2 ** 30), '3 GiB later');
+  check(early2, runTo(2 ** 32 - 32768), 'just under 4 GiB later');
+});
+
 test('4 handles in ONE process send concurrently, each in its own slot (send and reserve+commit); a receiver process gets each message once, in order', async (t) => {
   const ch = channel(t, 8192); // small: the handles keep waiting for room and for the lock
   const N = 1500;

@@ -89,11 +89,11 @@ test('the Atomics path (process.arch other than x86): 20000 messages of random s
   assert.equal(ch.tryReceive(), undefined, 'nothing extra');
 });
 
-test('the layout a C program reads: header kind 4 version 2, capacity at 64, max message at 68', (t) => {
+test('the layout a C program reads: header kind 4 version 3, capacity at 64, max message at 68', (t) => {
   const ch = channel(t, 8192);
   const view = new DataView(openBuffer(ch.name));
   assert.equal(view.getUint32(0, true), 0x786d7069);
-  assert.equal(view.getUint16(4, true), 2);
+  assert.equal(view.getUint16(4, true), 3);
   assert.equal(view.getUint16(6, true), 4);
   assert.equal(view.getInt32(8, true), process.pid);
   assert.equal(view.getUint32(64, true), 8192);
@@ -147,11 +147,15 @@ test('an old payload never passes for a record: a sender clears the stamp where 
   }
 });
 
-test('a channel of layout version 1 (records without stamps) is refused: ERR_LAYOUT_VERSION', (t) => {
+test('a channel of layout version 1 (no stamps) or 2 (lock takers count a dead holder\'s record) is refused: ERR_LAYOUT_VERSION', (t) => {
   const ch = channel(t, 4096);
   const b = openBuffer(ch.name);
-  new DataView(b).setUint16(4, 1, true);
-  assert.throws(() => Channel.open(ch.name), { code: 'ERR_LAYOUT_VERSION', message: /has layout version 1; this build understands 2/ });
+  for (const old of [1, 2]) {
+    new DataView(b).setUint16(4, old, true);
+    assert.throws(() => Channel.open(ch.name), { code: 'ERR_LAYOUT_VERSION', message: new RegExp(`has layout version ${old}; this build understands 3`) });
+  }
+  new DataView(b).setUint16(4, 3, true);
+  Channel.open(ch.name).close();
 });
 
 test('a message over the maximum is refused before anything is written; the channel goes on', async (t) => {

@@ -22,7 +22,7 @@ export const MAGIC = 0x786d7069;
 export const Kind = { mutex: 1, condition: 2, rwlock: 3, channel: 4 } as const;
 export type KindName = keyof typeof Kind;
 /** The layout version of each kind (channel 2: records carry a stamp, docs/channel.md). */
-export const VERSIONS: Readonly<Record<KindName, number>> = { mutex: 1, condition: 1, rwlock: 1, channel: 2 };
+export const VERSIONS: Readonly<Record<KindName, number>> = { mutex: 1, condition: 1, rwlock: 1, channel: 3 };
 
 export function writeHeader(buffer: SharedArrayBuffer, kind: KindName, extra = 0): void {
   const dv = new DataView(buffer);
