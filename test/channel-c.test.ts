@@ -260,6 +260,47 @@ for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'node-own-
   });
 }
 
+// As test/channel-senders.test.ts for Node: a C sender keeps the tail it last read (ipx__room) and, holding the
+// lock, reads it again when others sent since it last held the lock: a tail gigabytes old says nothing.
+test('C: a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of other senders\' messages old finds a full ring full', async (t) => {
+  const ch = nodeChannel(t, 65536);
+  const shm = posix.SharedMemory.open(ch.name);
+  t.after(() => shm.close());
+  const words = new Int32Array(shm.buffer);
+  const [HEAD, TAIL] = [128 / 4, 192 / 4]; // docs/channel.md
+  const early: Peer[] = [];
+  for (let i = 0; i < 2; i++) {
+    early.push(await peer(t, [ch.name, 'early-send'], 'pipe'));
+    await early[i]!.line(/^sent$/);
+    assert.equal(ch.receiveSync({ timeout: 2000 }).toString(), 'early');
+  }
+  const t0 = Atomics.load(words, TAIL) >>> 0; // (both early senders' last look, or later)
+  const busy = Channel.open(ch.name);
+  t.after(() => busy.close());
+  const big = Buffer.alloc(ch.maxMessage, 0x5a);
+  const into = Buffer.alloc(ch.maxMessage);
+  for (const [i, bytes] of [3 * 2 ** 30, 2 ** 32 - 32768].entries()) {
+    while ((((Atomics.load(words, HEAD) >>> 0) - t0) >>> 0) + ch.maxMessage + 8 <= bytes) {
+      busy.sendSync(big);
+      ch.receiveIntoSync(into);
+    }
+    const filled: Buffer[] = [];
+    for (const size of [1000, 100, 0]) {
+      for (let m = Buffer.alloc(size, filled.length); busy.trySend(m); m = Buffer.alloc(size, filled.length)) filled.push(m);
+    }
+    assert.equal(ch.stat().used, ch.capacity, 'full');
+    early[i]!.child.stdin!.write('try\n');
+    await early[i]!.line(/^EAGAIN$/);
+    for (const [k, m] of filled.entries()) assert.deepEqual(ch.receiveSync({ timeout: 2000 }), m, `${bytes} bytes later: message ${k} intact`);
+    assert.equal(ch.tryReceive(), undefined, 'nothing more');
+    early[i]!.child.stdin!.write('try\n');
+    await early[i]!.line(/^OK$/);
+    assert.equal(ch.receiveSync({ timeout: 2000 }).length, 0, 'and with room it sends');
+    early[i]!.child.stdin!.end();
+    ok(await early[i]!.end());
+  }
+});
+
 test('C: an old payload never passes for a record: the C sender clears the stamp where its next record will start', async (t) => {
   const ch = nodeChannel(t, 4096);
   // Lap 1 (Node): payloads holding, at every 8-byte ring offset q, a length 0 and the stamp (q + 4096) | 1.

@@ -41,6 +41,9 @@
  *                                  sleeps MS ms, commits, waits for a line on stdin
  *   channel_peer NAME try-recv       one try_receive: "got <len>" or "<ERRNO>"
  *   channel_peer NAME try-send       one try_send of "x": "OK" or "<ERRNO>"
+ *   channel_peer NAME early-send     sends "early", "sent", then for each line
+ *                                  on stdin one try_send of an empty message:
+ *                                  "OK" or "<ERRNO>"
  *   channel_peer NAME crowd N        takes N sender slots (N handles, an empty
  *                                  message each): "crowd N", then waits for
  *                                  stdin to end and closes them
@@ -433,6 +436,18 @@ int main(int argc, char **argv) {
     r = ipx_channel_try_receive(&ch, buf, ch.max_message, &len);
     if (r == 0) printf("got %u\n", len);
     else printf("%s\n", errname(r));
+    ipx_channel_close(&ch);
+    return 0;
+  }
+  if (strcmp(mode, "early-send") == 0) {
+    char line[64];
+    if ((r = ipx_channel_send(&ch, "early", 5, TIMEOUT_MS))) failed(r, 0);
+    printf("sent\n");
+    fflush(stdout);
+    while (fgets(line, sizeof line, stdin)) {
+      printf("%s\n", errname(ipx_channel_try_send(&ch, "", 0)));
+      fflush(stdout);
+    }
     ipx_channel_close(&ch);
     return 0;
   }
