@@ -442,8 +442,6 @@ static int ipx__claim_slot(struct ipx_channel *ch) {
   if (got < 0) return EBUSY;
   ch->slot = got;
   ch->pid = me;
-  ch->head_seen = atomic_load(&l->head);
-  ch->tail_seen = atomic_load(&l->tail);
   if (dead) {
     if (atomic_exchange(&l->slots[got].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
     if (ipx__free_dead_lock(ch, (uint32_t)got)) ipx__wake_senders(ch);
@@ -489,18 +487,6 @@ static void ipx__unlock(struct ipx_channel *ch, int published) {
 }
 
 /*
- * Whether a record of len bytes fits after head (*skip: bytes skipped to
- * wrap), with the tail last read if that leaves room and is less than a lap
- * behind head, else with tail read again (a line the receiver writes).
- */
-static int ipx__room(struct ipx_channel *ch, uint32_t head, uint32_t len, uint32_t *skip) {
-  uint32_t seen = head - ch->tail_seen;
-  if (seen <= ch->capacity && ipx__fits(ch, head, ch->tail_seen, len, skip)) return 1;
-  ch->tail_seen = atomic_load(&ch->shm->tail);
-  return ipx__fits(ch, head, ch->tail_seen, len, skip);
-}
-
-/*
  * One try at room for len bytes: 0 with the send lock held (*head, *skip
  * set), IPX__NOROOM, or IPX__BUSY (another sender holds the lock). With
  * steal, a lock held by a dead sender is taken over.
@@ -508,7 +494,8 @@ static int ipx__room(struct ipx_channel *ch, uint32_t head, uint32_t len, uint32
 static int ipx__try_lock_room(struct ipx_channel *ch, uint32_t len, int steal, uint32_t *head, uint32_t *skip) {
   struct ipx_channel_layout *l = ch->shm;
   /* No room even now: do not touch the lock (releasing it would wake the other senders for nothing). */
-  if (!ipx__room(ch, ch->head_seen, len, skip) && !ipx__room(ch, atomic_load(&l->head), len, skip)) return IPX__NOROOM;
+  uint32_t h = atomic_load(&l->head), t = atomic_load(&l->tail);
+  if (!ipx__fits(ch, h, t, len, skip)) return IPX__NOROOM;
   int32_t mine = 1 + ch->slot, v = 0;
   if (!atomic_compare_exchange_strong(&l->send_lock, &v, mine)) {
     if (!steal || v == 0) return IPX__BUSY;
@@ -518,17 +505,14 @@ static int ipx__try_lock_room(struct ipx_channel *ch, uint32_t len, int steal, u
     v = 0;
     if (!atomic_compare_exchange_strong(&l->send_lock, &v, mine)) return IPX__BUSY;
   }
-  uint32_t h = atomic_load(&l->head); /* exact, holding the lock: ipx__free_dead_lock */
-  if (h != ch->head_seen) {
-    /* Others sent since this handle last held the lock, any number of bytes: the tail it read may be of any age. */
-    ch->head_seen = h;
-    ch->tail_seen = atomic_load(&l->tail);
-  }
-  if (!ipx__room(ch, h, len, skip)) {
+  h = atomic_load(&l->head); /* exact, holding the lock: ipx__free_dead_lock */
+  t = atomic_load(&l->tail);
+  if (!ipx__fits(ch, h, t, len, skip)) {
     ipx__unlock(ch, 0);
     return IPX__NOROOM;
   }
   *head = h;
+  ch->tail_seen = t;
   return 0;
 }
 
@@ -552,7 +536,6 @@ static void ipx__publish(struct ipx_channel *ch, uint32_t head, uint32_t skip, u
     atomic_store(IPX__STAMP(l, at), head | 1u);
   }
   atomic_store_explicit(&l->head, next, memory_order_release);
-  ch->head_seen = next;
   ipx__unlock(ch, 1);
 }
 

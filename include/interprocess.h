@@ -176,8 +176,7 @@ struct ipx_channel {
   size_t map_size;       /* ipx_channel_open only: the mapping's size, else 0 */
   int reserved;          /* 1 while a reservation (the send lock) is held */
   uint32_t res_head, res_skip, res_len;
-  uint32_t head_seen;    /* head when this handle last held the send lock */
-  uint32_t tail_seen;    /* tail last read, used while it leaves room and head is still head_seen */
+  uint32_t tail_seen;    /* tail when the send lock was taken */
   int viewing;           /* 1 while a received view is out */
   uint32_t view_next;    /* tail once the view is released */
   char bell_prefix[48];  /* "ipx/<dev>:<ino>" */

@@ -260,8 +260,9 @@ for (const [wrap, taker] of [[false, 'node'], [true, 'node'], [false, 'node-own-
   });
 }
 
-// As test/channel-senders.test.ts for Node: a C sender keeps the tail it last read (ipx__room) and, holding the
-// lock, reads it again when others sent since it last held the lock: a tail gigabytes old says nothing.
+// As test/channel-senders.test.ts for Node: a sender that kept a tail read gigabytes of other senders' messages
+// ago must not trust it (the C sender reads the tail for every send; one that kept it, as the Node one does,
+// would have to read it again holding the lock when others sent since it last held it).
 test('C: a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of other senders\' messages old finds a full ring full', async (t) => {
   const ch = nodeChannel(t, 65536);
   const shm = posix.SharedMemory.open(ch.name);
