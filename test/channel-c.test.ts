@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Channel, Mutex, PeerGoneError, posix } from 'interprocess';
-import { collect, compilePeer, killOnExit, root, shmEntries, spawnNode, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
+import { collect, compilePeer, killOnExit, root, runThenFill, shmEntries, spawnNode, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
 
 const cPeer = compilePeer('channel_peer', [`-I${join(root, 'include')}`]);
 cPeer.catch(() => {}); // reported by the tests that await it
@@ -268,7 +268,7 @@ test('C: a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of 
   const shm = posix.SharedMemory.open(ch.name);
   t.after(() => shm.close());
   const words = new Int32Array(shm.buffer);
-  const [HEAD, TAIL] = [128 / 4, 192 / 4]; // docs/channel.md
+  const TAIL = 192 / 4; // docs/channel.md
   const early: Peer[] = [];
   for (let i = 0; i < 2; i++) {
     early.push(await peer(t, [ch.name, 'early-send'], 'pipe'));
@@ -278,18 +278,8 @@ test('C: a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of 
   const t0 = Atomics.load(words, TAIL) >>> 0; // (both early senders' last look, or later)
   const busy = Channel.open(ch.name);
   t.after(() => busy.close());
-  const big = Buffer.alloc(ch.maxMessage, 0x5a);
-  const into = Buffer.alloc(ch.maxMessage);
   for (const [i, bytes] of [3 * 2 ** 30, 2 ** 32 - 32768].entries()) {
-    while ((((Atomics.load(words, HEAD) >>> 0) - t0) >>> 0) + ch.maxMessage + 8 <= bytes) {
-      busy.sendSync(big);
-      ch.receiveIntoSync(into);
-    }
-    const filled: Buffer[] = [];
-    for (const size of [1000, 100, 0]) {
-      for (let m = Buffer.alloc(size, filled.length); busy.trySend(m); m = Buffer.alloc(size, filled.length)) filled.push(m);
-    }
-    assert.equal(ch.stat().used, ch.capacity, 'full');
+    const filled = runThenFill(ch, busy, t0, bytes);
     early[i]!.child.stdin!.write('try\n');
     await early[i]!.line(/^EAGAIN$/);
     for (const [k, m] of filled.entries()) assert.deepEqual(ch.receiveSync({ timeout: 2000 }), m, `${bytes} bytes later: message ${k} intact`);

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { AlreadyExistsError, Channel, InvalidArgumentError, IpcError, PeerGoneError, TimeoutError, posix } from 'interprocess';
-import { collect, killOnExit, rejectsLike, settled, shmEntries, spawnNode, testChannel, throwsLike, type RunResult, uniqueName, unlinkQuietly, until, waitForLine, withTimeout } from './helpers.js';
+import { collect, killOnExit, rejectsLike, settled, shmEntries, spawnNode, runThenFill, testChannel, throwsLike, type RunResult, uniqueName, unlinkQuietly, until, waitForLine, withTimeout } from './helpers.js';
 
 // ---- layout (docs/channel.md), as Int32 indices into the object ------------
 
@@ -267,29 +267,13 @@ test('a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of oth
     assert.equal(ch.receiveSync({ timeout: 2000 }).toString(), 'early');
   }
   const t0 = Atomics.load(words, TAIL) >>> 0; // (both early senders' last look)
-  const big = Buffer.alloc(ch.maxMessage, 0x5a);
-  const record = align8(8 + big.length);
-  const into = Buffer.alloc(ch.maxMessage);
-  /** busy's messages through the ring until head is `bytes` past t0 (less than a record more), then the ring filled by busy, to the last byte. */
-  const runTo = (bytes: number): Buffer[] => {
-    while ((((Atomics.load(words, HEAD) >>> 0) - t0) >>> 0) + record <= bytes) {
-      busy.sendSync(big);
-      ch.receiveIntoSync(into);
-    }
-    const filled: Buffer[] = [];
-    for (const size of [1000, 100, 0]) {
-      for (let m = Buffer.alloc(size, filled.length); busy.trySend(m); m = Buffer.alloc(size, filled.length)) filled.push(m);
-    }
-    assert.equal(ch.stat().used, ch.capacity, 'full');
-    return filled;
-  };
   const check = (early: Channel, filled: Buffer[], when: string): void => {
     assert.equal(early.trySend(Buffer.alloc(0)), false, `${when}: the ring is full, the early sender must not write`);
     for (const [i, m] of filled.entries()) assert.deepEqual(ch.receiveSync({ timeout: 2000 }), m, `${when}: message ${i} intact`);
     assert.equal(ch.tryReceive(), undefined, `${when}: nothing more`);
   };
-  check(early1, runTo(3 * 2 ** 30), '3 GiB later');
-  check(early2, runTo(2 ** 32 - 32768), 'just under 4 GiB later');
+  check(early1, runThenFill(ch, busy, t0, 3 * 2 ** 30), '3 GiB later');
+  check(early2, runThenFill(ch, busy, t0, 2 ** 32 - 32768), 'just under 4 GiB later');
 });
 
 test('4 handles in ONE process send concurrently, each in its own slot (send and reserve+commit); a receiver process gets each message once, in order', async (t) => {

@@ -222,3 +222,29 @@ export function killOnExit(t: { after(fn: () => void): void }, child: ChildProce
   });
   return child;
 }
+
+/**
+ * For tests of a sender whose last look at the tail is gigabytes old: runs
+ * `sender`'s largest messages through `ch` (each received at once) until
+ * `head` is `bytes` past `from` (less than a record more), then fills the
+ * ring to its last byte with `sender`'s messages of 1000, 100 and 0 bytes
+ * (each filled with its index), which it returns in order.
+ */
+export function runThenFill(ch: Channel, sender: Channel, from: number, bytes: number): Buffer[] {
+  const shm = posix.SharedMemory.open(ch.name);
+  const words = new Int32Array(shm.buffer);
+  shm.close(); // (the mapping lives while its buffer does)
+  const HEAD = 128 / 4; // docs/channel.md
+  const big = Buffer.alloc(ch.maxMessage, 0x5a);
+  const into = Buffer.alloc(ch.maxMessage);
+  while ((((Atomics.load(words, HEAD) >>> 0) - from) >>> 0) + ch.maxMessage + 8 <= bytes) {
+    sender.sendSync(big);
+    ch.receiveIntoSync(into);
+  }
+  const filled: Buffer[] = [];
+  for (const size of [1000, 100, 0]) {
+    for (let m = Buffer.alloc(size, filled.length); sender.trySend(m); m = Buffer.alloc(size, filled.length)) filled.push(m);
+  }
+  assert.equal(ch.stat().used, ch.capacity, 'full');
+  return filled;
+}
