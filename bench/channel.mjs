@@ -35,8 +35,11 @@ import { compile, emit, options, pinned, saveJson, table } from './lib.mjs';
 // --quick (IPX_BENCH_QUICK=1 in the sides): a tenth of the round trips, a fifth of the
 // streaming time; enough to see every case work, not to compare them closely.
 const QUICK = process.env.IPX_BENCH_QUICK === '1' || (process.argv[2] !== 'node' && process.argv.includes('--quick'));
-const WARMUP = QUICK ? 200 : 2_000; // round trips, and at least WARMUP_S seconds of them (the JIT settles)
-const WARMUP_S = QUICK ? 0.1 : 0.5;
+const WARMUP = QUICK ? 200 : 2_000; // round trips, and at least WARMUP_S seconds of them
+// Two fresh processes' shared-memory round trips take about half a second to a second to settle
+// here (twice as slow at first, with no JIT activity left to explain it); after 0.5 s of warm-up
+// single rounds of the same case ranged 0.43-1.12 us, after 2 s 0.40-0.71.
+const WARMUP_S = QUICK ? 0.1 : 2;
 const ROUNDS = QUICK ? 2_000 : 20_000;
 const STREAM_S = QUICK ? 0.3 : 1.5;
 const MiB = 1 << 20;
