@@ -53,8 +53,18 @@ Napi::Value BellBind(const Napi::CallbackInfo& info) {
 // a handful per process), so a ring is one send() without an address lookup.
 // A doorbell re-bound by a new owner is a new socket: the old connection then
 // fails (ECONNREFUSED) and one fresh connect tells whether anyone has it now.
+// The sockets are the calling thread's own (worker threads ring at the same
+// time as the main thread), closed when the thread ends.
+struct BellSockets {
+  std::unordered_map<std::string, int> map;
+  ~BellSockets() {
+    for (auto& e : map) close(e.second);
+  }
+};
+
 Napi::Value BellRing(const Napi::CallbackInfo& info) {
-  static std::unordered_map<std::string, int> connected;
+  static thread_local BellSockets sockets;
+  auto& connected = sockets.map;
   std::string name = ArgString(info, 0);
   if (name.empty() || name.size() > kMaxName) return Errno(info.Env(), ENAMETOOLONG);
   char byte = 1;

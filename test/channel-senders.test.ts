@@ -849,6 +849,48 @@ test('one receiver at a time, also across worker threads of one process (same pi
   assert.equal(ch.tryReceive()!.toString(), 'still mine');
 });
 
+// Each send to a receiver asleep on its doorbell rings it (native bellRing, which keeps a connected
+// socket per doorbell name): worker threads ring at the same time as each other, each its own sockets.
+// 80 channels make the kept sockets come and go (at most 64 are kept). In a child process, so that a
+// crash shows as its signal.
+const RING_FROM_WORKERS = `
+  import { Worker } from 'node:worker_threads';
+  import { Channel } from 'interprocess';
+  const [prefix, channels, workers, each] = process.argv.slice(1);
+  const names = Array.from({ length: Number(channels) }, (_, i) => prefix + '-' + i);
+  const chans = names.map((n) => Channel.create(n, { capacity: 1 << 16 }));
+  try {
+    let got = 0;
+    const loops = chans.map(async (ch) => { for (;;) { const m = await ch.receive({ timeout: 60000 }); if (m.length === 0) return; got++; } });
+    // (A worker evaluates its code as this process does: a module.)
+    const code = \`import { workerData as d } from 'node:worker_threads';
+      const { Channel } = await import(d.url);
+      const outs = d.names.map((n) => Channel.open(n));
+      for (let k = 0; k < d.each; k++) outs[(k * 7 + d.w) % outs.length].sendSync('x');
+      for (const o of outs) o.close();\`;
+    const url = import.meta.resolve('interprocess');
+    await Promise.all(Array.from({ length: Number(workers) }, (_, w) => new Promise((resolve, reject) => {
+      const worker = new Worker(code, { eval: true, workerData: { url, names, w, each: Number(each) } });
+      worker.on('exit', resolve);
+      worker.on('error', reject);
+    })));
+    for (const ch of chans) ch.sendSync('');
+    await Promise.all(loops);
+    console.log(got);
+  } finally {
+    for (const [i, ch] of chans.entries()) { ch.close(); Channel.unlink(names[i]); }
+  }
+`;
+
+test('worker threads ringing sleeping receivers at once (80 channels, 4 workers): every message arrives, nothing crashes', async (t) => {
+  const prefix = uniqueName('rings');
+  t.after(() => { for (let i = 0; i < 80; i++) unlinkQuietly(`${prefix}-${i}`); });
+  const r = await withTimeout(collect(spawnNode(RING_FROM_WORKERS, [prefix, '80', '4', '10000'])), 60_000, 'the ringing process ends');
+  assert.equal(r.signal ?? null, null, `the process died of ${r.signal}: ${r.stderr}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '40000');
+});
+
 function checkBusy(err: unknown): void {
   assert.ok(err instanceof InvalidArgumentError && err.code === 'EBUSY', `expected EBUSY, got ${String(err)}`);
 }
