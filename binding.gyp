@@ -15,7 +15,8 @@
         "native/futex.cc",
         "native/mutex.cc",
         "native/doorbell.cc",
-        "native/socket.cc"
+        "native/socket.cc",
+        "native/release.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -21,6 +21,7 @@ std::atomic<int64_t> g_released_bytes{0};
 
 void ReleaseMapping(void* data, size_t length, void* deleter_data) {
   // May run on any thread, after every isolate dropped the buffer.
+  MappingReleased(data);
   if (static_cast<MappingKind>(reinterpret_cast<intptr_t>(deleter_data)) == MappingKind::kShmat)
     shmdt(data);
   else
@@ -35,6 +36,17 @@ napi_value ToNapiValue(v8::Local<v8::Value> local) {
 }
 
 }  // namespace
+
+void* SharedBufferData(Napi::Value value, size_t* length) {
+  napi_value raw = value;
+  v8::Local<v8::Value> local;
+  static_assert(sizeof(local) == sizeof(raw), "napi_value is a V8 handle slot");
+  memcpy(static_cast<void*>(&local), &raw, sizeof raw);  // the inverse of ToNapiValue
+  if (local.IsEmpty() || !local->IsSharedArrayBuffer()) return nullptr;
+  std::shared_ptr<v8::BackingStore> store = local.As<v8::SharedArrayBuffer>()->GetBackingStore();
+  *length = store->ByteLength();
+  return store->Data();
+}
 
 // V8's own bound for a (Shared)ArrayBuffer: 2^53 - 1 bytes on 64-bit builds.
 // NewBackingStore aborts the process beyond it, so callers check first.
@@ -69,6 +81,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterMutex(env, exports);
   RegisterDoorbell(env, exports);
   RegisterSocket(env, exports);
+  RegisterRelease(env, exports);
   exports.Set("maxMappingLength", Napi::Number::New(env, static_cast<double>(MaxMappingLength())));
   return exports;
 }

@@ -118,6 +118,12 @@ Napi::Value WrapMapping(Napi::Env env, void* addr, size_t length, MappingKind ki
 // Largest mapping we hand to JavaScript (V8's limit for an ArrayBuffer).
 size_t MaxMappingLength();
 
+// The memory of a SharedArrayBuffer (and its length), or null if `value` is none.
+void* SharedBufferData(Napi::Value value, size_t* length);
+
+// Called before a mapping made by WrapMapping is unmapped (release.cc).
+void MappingReleased(void* data);
+
 void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterShm(Napi::Env env, Napi::Object exports);
 void RegisterIpcKey(Napi::Env env, Napi::Object exports);
@@ -130,5 +136,6 @@ void RegisterFutex(Napi::Env env, Napi::Object exports);
 void RegisterMutex(Napi::Env env, Napi::Object exports);
 void RegisterDoorbell(Napi::Env env, Napi::Object exports);
 void RegisterSocket(Napi::Env env, Napi::Object exports);
+void RegisterRelease(Napi::Env env, Napi::Object exports);
 
 }  // namespace interprocess

@@ -231,8 +231,20 @@ function alive(pid: number): boolean {
   return state !== 'Z' && state !== 'X';
 }
 
-/** Receiver doorbells of handles dropped without close(): closed when the handle is collected. */
-const orphanBells = new FinalizationRegistry<Doorbell>((bell) => bell.close());
+/**
+ * Receiver doorbells of handles dropped without close(): closed when the
+ * handle is collected (and the receiver place's release at the thread's end
+ * forgotten: another handle of this process may take the place then).
+ */
+const orphanBells = new FinalizationRegistry<{ bell: Doorbell; release: number }>(({ bell, release }) => {
+  native.releaseCancel(release);
+  bell.close();
+});
+
+// Steps of native.releaseAtEnd (native/release.cc): [step, word, a, b].
+const EXCHANGE_COUNT = 1; // word to a; if it was not a, word b loses 1
+const COMPARE_EXCHANGE = 2; // word from a to b
+const STORE = 3; // a into word
 
 function busy(name: string, message: string): InvalidArgumentError {
   return new InvalidArgumentError('EBUSY', { errno: -16, path: name, message: `EBUSY: ${message}` });
@@ -310,6 +322,13 @@ export class Channel implements Disposable {
   readonly #foreign: boolean;
   readonly #receiverBell: string;
   #bells: Partial<Record<Side, Doorbell>> = {};
+  /**
+   * What close() gives back, registered to be given back when this thread
+   * ends without close() (a worker thread that ends or is terminated): the
+   * sender slot, the receiver place. -1: nothing registered.
+   */
+  #slotRelease = -1;
+  #receiverRelease = -1;
   #closed = false;
 
   // Sender state: this handle's slot (-1: none yet), the indices last seen, and its open reservation.
@@ -521,7 +540,10 @@ export class Channel implements Disposable {
       if (pid !== 0 && (pid < 0 || pid === process.pid || this.#alive(pid))) continue;
       if (Atomics.compareExchange(i32, at, pid, process.pid) !== pid) continue;
       this.#slot = s;
-      if (pid !== 0) this.#undoDeadSender(s);
+      // As close() does, should this thread end first (a worker thread ending or terminated with the handle open).
+      this.#slotRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(EXCHANGE_COUNT, at + 1, AWAKE, SENDERS_WAITING, COMPARE_EXCHANGE, at, process.pid, 0), false);
+      // (A free slot may still hold the lock: its handle's thread ended, or the handle was collected, mid-reservation.)
+      if (pid !== 0 || Atomics.load(i32, SEND_LOCK) === s + 1) this.#undoDeadSender(s);
       this.#headSeen = Atomics.load(i32, HEAD) >>> 0;
       this.#tailSeen = Atomics.load(i32, TAIL) >>> 0;
       return;
@@ -577,7 +599,9 @@ export class Channel implements Disposable {
     if (pid !== process.pid) Atomics.store(this.#i32, RECEIVER_WAITING, AWAKE);
     this.#tail = Atomics.load(this.#i32, TAIL) >>> 0;
     this.#bells.receiver = bell;
-    orphanBells.register(this, bell, this);
+    // As close() does, should this thread end first (only while the bell is bound: then no other handle of this process is the receiver).
+    this.#receiverRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(STORE, RECEIVER_WAITING, AWAKE, 0, COMPARE_EXCHANGE, RECEIVER_PID, process.pid, 0), false);
+    orphanBells.register(this, { bell, release: this.#receiverRelease }, this);
     this.#receiver = true;
   }
 
@@ -1551,12 +1575,14 @@ export class Channel implements Disposable {
       this.#wakeUp(side);
     }
     if (this.#slot >= 0) {
+      native.releaseCancel(this.#slotRelease);
       const at = SLOTS + 2 * this.#slot;
       if (Atomics.exchange(i32, at + 1, AWAKE) !== AWAKE) Atomics.sub(i32, SENDERS_WAITING, 1);
       Atomics.compareExchange(i32, at, process.pid, 0);
       this.#slot = -1;
     }
     if (this.#receiver) {
+      native.releaseCancel(this.#receiverRelease);
       Atomics.store(i32, RECEIVER_WAITING, AWAKE);
       Atomics.compareExchange(i32, RECEIVER_PID, process.pid, 0);
       orphanBells.unregister(this);

@@ -143,6 +143,10 @@ export interface NativeBinding {
   bellRing(name: string): number;
   bellDrain(fd: number): number;
   BELL_MAX_NAME: number;
+  // what a thread's handles hold, let go when the thread ends (native/release.cc)
+  releaseAtEnd(buffer: SharedArrayBuffer, steps: Int32Array, onUnmap: boolean): number;
+  closeAtEnd(fd: number): number;
+  releaseCancel(id: number): void;
   // Unix stream sockets passing descriptors, eventfds (native/socket.cc)
   unixListen(path: string, backlog: number): number;
   unixAccept(fd: number): number;

@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { Channel, Mutex, PeerGoneError, posix } from 'interprocess';
 import { collect, compilePeer, killOnExit, root, runThenFill, shmEntries, spawnNode, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
 
@@ -290,6 +292,34 @@ test('C: a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of 
     early[i]!.child.stdin!.end();
     ok(await early[i]!.end());
   }
+});
+
+// A Node worker thread terminated mid-reservation gives its slot back (native/release.cc) while the send lock
+// still names it: whoever takes that free slot, C here, counts what the holder left and frees the lock.
+test('a Node worker thread terminated holding the send lock: a C sender taking its freed slot takes the lock over', async (t) => {
+  const ch = nodeChannel(t, 4096);
+  const worker = new Worker(
+    `import { workerData as d, parentPort } from 'node:worker_threads';
+     const { Channel } = await import(d.url);
+     const tx = Channel.open(d.name);
+     tx.tryReserve(100).fill(0xee);
+     parentPort.postMessage('reserved');
+     for (;;) {}`,
+    { eval: true, workerData: { url: import.meta.resolve('interprocess'), name: ch.name } },
+  );
+  t.after(() => worker.terminate());
+  await once(worker, 'message');
+  const shm = posix.SharedMemory.open(ch.name);
+  t.after(() => shm.close());
+  const words = new Int32Array(shm.buffer);
+  const [SEND_LOCK, SLOT0_PID] = [320 / 4, 384 / 4]; // docs/channel.md
+  assert.equal(Atomics.load(words, SEND_LOCK), 1, 'the worker (slot 0) holds the lock');
+  await worker.terminate();
+  assert.equal(Atomics.load(words, SLOT0_PID), 0, 'its slot is free');
+  assert.equal(Atomics.load(words, SEND_LOCK), 1, 'and still named by the lock');
+  ok(await (await peer(t, [ch.name, 'send', 3, 'size=5', 'timeout=5000'])).end(), /^3 \d+\n$/);
+  for (let i = 0; i < 3; i++) assert.equal(ch.receiveSync({ timeout: 2000 }).length, 5, `C's message ${i}`);
+  assert.equal(ch.tryReceive(), undefined, 'nothing of the reservation');
 });
 
 test('C: an old payload never passes for a record: the C sender clears the stamp where its next record will start', async (t) => {

@@ -891,6 +891,68 @@ test('worker threads ringing sleeping receivers at once (80 channels, 4 workers)
   assert.equal(r.stdout.trim(), '40000');
 });
 
+// A worker thread that ends, or is terminated, without closing its handles gives back what they held
+// (native/release.cc): its pid lives on, so nobody else would.
+function workerWith(t: TestContext, body: string, name: string): Worker {
+  const worker = new Worker(
+    `import { workerData as d, parentPort } from 'node:worker_threads';
+     const { Channel } = await import(d.url);
+     ${body}`,
+    { eval: true, workerData: { url: import.meta.resolve('interprocess'), name } },
+  );
+  t.after(() => worker.terminate());
+  return worker;
+}
+
+test('70 worker threads, each sending with a handle it never closes, ending or terminated: each gives its sender slot back (64 slots)', async (t) => {
+  const ch = channel(t);
+  for (let i = 0; i < 70; i++) {
+    const spin = i % 2 === 1;
+    const w = workerWith(t, `const tx = Channel.open(d.name); tx.sendSync('from ${i}'); parentPort.postMessage('sent'); ${spin ? 'for (;;) {}' : ''}`, ch.name);
+    if (spin) {
+      await once(w, 'message');
+      await w.terminate();
+    } else {
+      await once(w, 'exit');
+    }
+    assert.equal(ch.receiveSync({ timeout: 5000 }).toString(), `from ${i}`);
+  }
+  const words = raw(ch.name);
+  for (let s = 0; s < 64; s++) assert.equal(Atomics.load(words, slotPid(s)), 0, `slot ${s} free`);
+});
+
+test('a worker thread terminated holding the send lock (a reservation): the next sender takes it over, nothing of it arrives', async (t) => {
+  const ch = channel(t, 4096);
+  const w = workerWith(t, `const tx = Channel.open(d.name); tx.tryReserve(100).fill(0x41); parentPort.postMessage('reserved'); for (;;) {}`, ch.name);
+  await once(w, 'message');
+  const words = raw(ch.name);
+  assert.ok(Atomics.load(words, SEND_LOCK) > 0, 'the worker holds the lock');
+  await w.terminate();
+  const tx = handle(t, ch.name);
+  tx.sendSync('after', { timeout: 5000 });
+  assert.equal(ch.receiveSync({ timeout: 2000 }).toString(), 'after');
+  assert.equal(ch.tryReceive(), undefined, 'nothing else');
+  assert.equal(Atomics.load(words, SEND_LOCK), 0);
+});
+
+test('a worker thread terminated while its receive waits (async, on its doorbell): another thread of the process becomes the receiver', async (t) => {
+  const ch = channel(t);
+  const name = ch.name;
+  ch.close(); // (the channel's own handle must not be the receiver)
+  const w = workerWith(t, `const rx = Channel.open(d.name); const p = rx.receive(); parentPort.postMessage('waiting'); await p;`, name);
+  await once(w, 'message');
+  const words = raw(name);
+  await until(() => Atomics.load(words, RECEIVER_WAITING) === 2, 'the worker sleeps on its doorbell');
+  assert.equal(Atomics.load(words, RECEIVER_PID), process.pid);
+  await w.terminate();
+  assert.equal(Atomics.load(words, RECEIVER_PID), 0, 'the receiver place is free');
+  assert.equal(Atomics.load(words, RECEIVER_WAITING), 0, 'and awake');
+  const rx = handle(t, name);
+  const tx = handle(t, name);
+  tx.sendSync('to the new receiver');
+  assert.equal((await rx.receive({ timeout: 5000 })).toString(), 'to the new receiver');
+});
+
 function checkBusy(err: unknown): void {
   assert.ok(err instanceof InvalidArgumentError && err.code === 'EBUSY', `expected EBUSY, got ${String(err)}`);
 }

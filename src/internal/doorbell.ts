@@ -31,10 +31,13 @@ export class Doorbell {
   #poller: NativePoller | undefined;
   #pending: { resolve(): void; reject(e: Error): void } | undefined;
   #listener: ((err?: Error) => void) | undefined;
+  /** The descriptor is closed when this thread ends, if not before (a worker terminated holding it). */
+  readonly #closeAtEnd: number;
 
   private constructor(name: string, fd: number) {
     this.name = name;
     this.#fd = fd;
+    this.#closeAtEnd = native.closeAtEnd(fd);
   }
 
   /** Binds `name`; AlreadyExistsError if another socket has it. */
@@ -131,6 +134,7 @@ export class Doorbell {
     this.#listener = undefined;
     this.#poller?.close();
     this.#poller = undefined;
+    native.releaseCancel(this.#closeAtEnd);
     native.closeFd(this.#fd);
     this.#fd = -1;
   }
