@@ -7,9 +7,9 @@
 // is alive, so no other process reclaims them either). So a handle registers
 // here the atomic steps close() takes (src/channel.ts decides them) and its
 // doorbells' descriptors; they are carried out when the thread's environment
-// ends. Steps marked so also run when the mapping they are in is released (a
-// handle collected without close()); the others are then dropped. close()
-// cancels them.
+// ends, and dropped if the mapping they are in is released first (a handle
+// collected without close(): another handle of the process may hold the same
+// place by then). close() cancels them.
 #include "common.h"
 
 #include <unistd.h>
@@ -31,7 +31,6 @@ struct Release {
   napi_env env;
   int32_t* words;            // the mapping's start, or null
   std::vector<int32_t> steps;  // [step, index, a, b] each
-  bool on_unmap;             // also run when the mapping is released
   int fd;                    // a descriptor to close, or -1
 };
 
@@ -75,14 +74,19 @@ void EnvEnded(void* arg) {
 }
 
 Napi::Value Add(Napi::Env env, Release r) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (g_hooked.insert(env).second) napi_add_env_cleanup_hook(env, EnvEnded, static_cast<napi_env>(env));
-  int64_t id = g_next_id++;
-  g_releases.emplace(id, std::move(r));
+  int64_t id;
+  {
+    // (Nothing that allocates on the JavaScript heap while holding the lock: a collection could
+    // release a mapping, and MappingReleased take the lock, on this very thread.)
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (g_hooked.insert(env).second) napi_add_env_cleanup_hook(env, EnvEnded, static_cast<napi_env>(env));
+    id = g_next_id++;
+    g_releases.emplace(id, std::move(r));
+  }
   return Napi::Number::New(env, static_cast<double>(id));
 }
 
-// releaseAtEnd(buffer, steps: Int32Array, onUnmap) -> id. buffer: a mapping
+// releaseAtEnd(buffer, steps: Int32Array) -> id. buffer: a mapping
 // made by this addon (its SharedArrayBuffer); indices are int32 words in it.
 Napi::Value ReleaseAtEnd(const Napi::CallbackInfo& info) {
   size_t length = 0;
@@ -90,7 +94,7 @@ Napi::Value ReleaseAtEnd(const Napi::CallbackInfo& info) {
   if (!data || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     throw Napi::TypeError::New(info.Env(), "expected a SharedArrayBuffer and an Int32Array");
   Napi::Int32Array steps = info[1].As<Napi::Int32Array>();
-  Release r{info.Env(), static_cast<int32_t*>(data), {}, ArgBool(info, 2), -1};
+  Release r{info.Env(), static_cast<int32_t*>(data), {}, -1};
   r.steps.assign(steps.Data(), steps.Data() + steps.ElementLength());
   for (size_t k = 0; k + 3 < r.steps.size(); k += 4) {
     int32_t i = r.steps[k + 1], b = r.steps[k + 3];
@@ -103,13 +107,16 @@ Napi::Value ReleaseAtEnd(const Napi::CallbackInfo& info) {
 
 // closeAtEnd(fd) -> id: the descriptor is closed when the thread ends.
 Napi::Value CloseAtEnd(const Napi::CallbackInfo& info) {
-  return Add(info.Env(), Release{info.Env(), nullptr, {}, false, static_cast<int>(ArgInt(info, 0))});
+  return Add(info.Env(), Release{info.Env(), nullptr, {}, static_cast<int>(ArgInt(info, 0))});
 }
 
 // releaseCancel(id): forget a release (its owner let go itself).
 Napi::Value ReleaseCancel(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_releases.erase(ArgInt(info, 0));
+  int64_t id = ArgInt(info, 0);
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_releases.erase(id);
+  }
   return info.Env().Undefined();
 }
 
@@ -119,7 +126,6 @@ void MappingReleased(void* data) {
   std::lock_guard<std::mutex> lock(g_mutex);
   for (auto it = g_releases.begin(); it != g_releases.end();) {
     if (it->second.words == data) {
-      if (it->second.on_unmap) Run(it->second);
       it = g_releases.erase(it);
     } else {
       ++it;

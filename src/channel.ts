@@ -541,7 +541,7 @@ export class Channel implements Disposable {
       if (Atomics.compareExchange(i32, at, pid, process.pid) !== pid) continue;
       this.#slot = s;
       // As close() does, should this thread end first (a worker thread ending or terminated with the handle open).
-      this.#slotRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(EXCHANGE_COUNT, at + 1, AWAKE, SENDERS_WAITING, COMPARE_EXCHANGE, at, process.pid, 0), false);
+      this.#slotRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(EXCHANGE_COUNT, at + 1, AWAKE, SENDERS_WAITING, COMPARE_EXCHANGE, at, process.pid, 0));
       // (A free slot may still hold the lock: its handle's thread ended, or the handle was collected, mid-reservation.)
       if (pid !== 0 || Atomics.load(i32, SEND_LOCK) === s + 1) this.#undoDeadSender(s);
       this.#headSeen = Atomics.load(i32, HEAD) >>> 0;
@@ -600,7 +600,7 @@ export class Channel implements Disposable {
     this.#tail = Atomics.load(this.#i32, TAIL) >>> 0;
     this.#bells.receiver = bell;
     // As close() does, should this thread end first (only while the bell is bound: then no other handle of this process is the receiver).
-    this.#receiverRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(STORE, RECEIVER_WAITING, AWAKE, 0, COMPARE_EXCHANGE, RECEIVER_PID, process.pid, 0), false);
+    this.#receiverRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(STORE, RECEIVER_WAITING, AWAKE, 0, COMPARE_EXCHANGE, RECEIVER_PID, process.pid, 0));
     orphanBells.register(this, { bell, release: this.#receiverRelease }, this);
     this.#receiver = true;
   }

@@ -144,7 +144,7 @@ export interface NativeBinding {
   bellDrain(fd: number): number;
   BELL_MAX_NAME: number;
   // what a thread's handles hold, let go when the thread ends (native/release.cc)
-  releaseAtEnd(buffer: SharedArrayBuffer, steps: Int32Array, onUnmap: boolean): number;
+  releaseAtEnd(buffer: SharedArrayBuffer, steps: Int32Array): number;
   closeAtEnd(fd: number): number;
   releaseCancel(id: number): void;
   // Unix stream sockets passing descriptors, eventfds (native/socket.cc)
