@@ -442,7 +442,7 @@ static int ipx__claim_slot(struct ipx_channel *ch) {
   if (got < 0) return EBUSY;
   ch->slot = got;
   ch->pid = me;
-  /* (A free slot may still hold the lock: a Node handle's thread ended, or the handle was collected, mid-reservation.) */
+  /* (A free slot may still hold the lock: a Node handle's worker thread ended mid-reservation.) */
   if (dead || atomic_load(&l->send_lock) == 1 + got) {
     if (atomic_exchange(&l->slots[got].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
     if (ipx__free_dead_lock(ch, (uint32_t)got)) ipx__wake_senders(ch);

@@ -542,7 +542,7 @@ export class Channel implements Disposable {
       this.#slot = s;
       // As close() does, should this thread end first (a worker thread ending or terminated with the handle open).
       this.#slotRelease = native.releaseAtEnd(this.#buffer, Int32Array.of(EXCHANGE_COUNT, at + 1, AWAKE, SENDERS_WAITING, COMPARE_EXCHANGE, at, process.pid, 0));
-      // (A free slot may still hold the lock: its handle's thread ended, or the handle was collected, mid-reservation.)
+      // (A free slot may still hold the lock: its handle's worker thread ended mid-reservation, native/release.cc.)
       if (pid !== 0 || Atomics.load(i32, SEND_LOCK) === s + 1) this.#undoDeadSender(s);
       this.#headSeen = Atomics.load(i32, HEAD) >>> 0;
       this.#tailSeen = Atomics.load(i32, TAIL) >>> 0;
