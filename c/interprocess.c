@@ -310,6 +310,13 @@ static int ipx__free_dead_lock(struct ipx_channel *ch, uint32_t i) {
   return atomic_compare_exchange_strong(&l->send_lock, &held, 0);
 }
 
+/* Undoes what slot i's gone owner may have left: its sleeping mark (and count), the send lock. 1 if the lock was freed (then wake the senders). */
+static int ipx__undo_slot(struct ipx_channel *ch, uint32_t i) {
+  struct ipx_channel_layout *l = ch->shm;
+  if (atomic_exchange(&l->slots[i].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
+  return ipx__free_dead_lock(ch, i);
+}
+
 /*
  * Frees slot i if its owner is dead (or it is free but holds the lock):
  * pid -> -1 (so that no new owner's marks are undone with the dead one's),
@@ -320,8 +327,7 @@ static void ipx__reap(struct ipx_channel *ch, uint32_t i) {
   int32_t pid = atomic_load(&l->slots[i].pid);
   if (pid < 0 || (pid > 0 && ipx__peer_alive(ch, pid))) return;
   if (!atomic_compare_exchange_strong(&l->slots[i].pid, &pid, -1)) return;
-  if (atomic_exchange(&l->slots[i].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
-  int unlocked = ipx__free_dead_lock(ch, i);
+  int unlocked = ipx__undo_slot(ch, i);
   atomic_store(&l->slots[i].pid, 0);
   if (unlocked) ipx__wake_senders(ch);
 }
@@ -443,10 +449,7 @@ static int ipx__claim_slot(struct ipx_channel *ch) {
   ch->slot = got;
   ch->pid = me;
   /* (A free slot may still hold the lock: a Node handle's worker thread ended mid-reservation.) */
-  if (dead || atomic_load(&l->send_lock) == 1 + got) {
-    if (atomic_exchange(&l->slots[got].waiting, 0) != 0) atomic_fetch_sub(&l->senders_waiting, 1);
-    if (ipx__free_dead_lock(ch, (uint32_t)got)) ipx__wake_senders(ch);
-  }
+  if ((dead || atomic_load(&l->send_lock) == 1 + got) && ipx__undo_slot(ch, (uint32_t)got)) ipx__wake_senders(ch);
   return 0;
 }
 

@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
 import { Channel, Mutex, PeerGoneError, posix } from 'interprocess';
-import { collect, compilePeer, killOnExit, root, runThenFill, shmEntries, spawnNode, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
+import { channelWorker, collect, compilePeer, killOnExit, root, runThenFill, shmEntries, spawnNode, uniqueName, unlinkQuietly, until, withTimeout, type RunResult } from './helpers.js';
 
 const cPeer = compilePeer('channel_peer', [`-I${join(root, 'include')}`]);
 cPeer.catch(() => {}); // reported by the tests that await it
@@ -298,16 +297,7 @@ test('C: a sender whose last look at the tail is 3 GiB, or just under 4 GiB, of 
 // still names it: whoever takes that free slot, C here, counts what the holder left and frees the lock.
 test('a Node worker thread terminated holding the send lock: a C sender taking its freed slot takes the lock over', async (t) => {
   const ch = nodeChannel(t, 4096);
-  const worker = new Worker(
-    `import { workerData as d, parentPort } from 'node:worker_threads';
-     const { Channel } = await import(d.url);
-     const tx = Channel.open(d.name);
-     tx.tryReserve(100).fill(0xee);
-     parentPort.postMessage('reserved');
-     for (;;) {}`,
-    { eval: true, workerData: { url: import.meta.resolve('interprocess'), name: ch.name } },
-  );
-  t.after(() => worker.terminate());
+  const worker = channelWorker(t, `const tx = Channel.open(d.name); tx.tryReserve(100).fill(0xee); parentPort.postMessage('reserved'); for (;;) {}`, ch.name);
   await once(worker, 'message');
   const shm = posix.SharedMemory.open(ch.name);
   t.after(() => shm.close());

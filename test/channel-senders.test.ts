@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { AlreadyExistsError, Channel, InvalidArgumentError, IpcError, PeerGoneError, TimeoutError, posix } from 'interprocess';
-import { collect, killOnExit, rejectsLike, settled, shmEntries, spawnNode, runThenFill, testChannel, throwsLike, type RunResult, uniqueName, unlinkQuietly, until, waitForLine, withTimeout } from './helpers.js';
+import { channelWorker, collect, killOnExit, rejectsLike, settled, shmEntries, spawnNode, runThenFill, testChannel, throwsLike, type RunResult, uniqueName, unlinkQuietly, until, waitForLine, withTimeout } from './helpers.js';
 
 // ---- layout (docs/channel.md), as Int32 indices into the object ------------
 
@@ -893,22 +893,11 @@ test('worker threads ringing sleeping receivers at once (80 channels, 4 workers)
 
 // A worker thread that ends, or is terminated, without closing its handles gives back what they held
 // (native/release.cc): its pid lives on, so nobody else would.
-function workerWith(t: TestContext, body: string, name: string): Worker {
-  const worker = new Worker(
-    `import { workerData as d, parentPort } from 'node:worker_threads';
-     const { Channel } = await import(d.url);
-     ${body}`,
-    { eval: true, workerData: { url: import.meta.resolve('interprocess'), name } },
-  );
-  t.after(() => worker.terminate());
-  return worker;
-}
-
 test('70 worker threads, each sending with a handle it never closes, ending or terminated: each gives its sender slot back (64 slots)', async (t) => {
   const ch = channel(t);
   for (let i = 0; i < 70; i++) {
     const spin = i % 2 === 1;
-    const w = workerWith(t, `const tx = Channel.open(d.name); tx.sendSync('from ${i}'); parentPort.postMessage('sent'); ${spin ? 'for (;;) {}' : ''}`, ch.name);
+    const w = channelWorker(t, `const tx = Channel.open(d.name); tx.sendSync('from ${i}'); parentPort.postMessage('sent'); ${spin ? 'for (;;) {}' : ''}`, ch.name);
     if (spin) {
       await once(w, 'message');
       await w.terminate();
@@ -923,7 +912,7 @@ test('70 worker threads, each sending with a handle it never closes, ending or t
 
 test('a worker thread terminated holding the send lock (a reservation): the next sender takes it over, nothing of it arrives', async (t) => {
   const ch = channel(t, 4096);
-  const w = workerWith(t, `const tx = Channel.open(d.name); tx.tryReserve(100).fill(0x41); parentPort.postMessage('reserved'); for (;;) {}`, ch.name);
+  const w = channelWorker(t, `const tx = Channel.open(d.name); tx.tryReserve(100).fill(0x41); parentPort.postMessage('reserved'); for (;;) {}`, ch.name);
   await once(w, 'message');
   const words = raw(ch.name);
   assert.ok(Atomics.load(words, SEND_LOCK) > 0, 'the worker holds the lock');
@@ -939,7 +928,7 @@ test('a worker thread terminated while its receive waits (async, on its doorbell
   const ch = channel(t);
   const name = ch.name;
   ch.close(); // (the channel's own handle must not be the receiver)
-  const w = workerWith(t, `const rx = Channel.open(d.name); const p = rx.receive(); parentPort.postMessage('waiting'); await p;`, name);
+  const w = channelWorker(t, `const rx = Channel.open(d.name); const p = rx.receive(); parentPort.postMessage('waiting'); await p;`, name);
   await once(w, 'message');
   const words = raw(name);
   await until(() => Atomics.load(words, RECEIVER_WAITING) === 2, 'the worker sleeps on its doorbell');

@@ -10,6 +10,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, mkdtempSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import { Worker } from 'node:worker_threads';
 
 /** The repository root (build/test/helpers.js is two levels below it). */
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -247,4 +249,20 @@ export function runThenFill(ch: Channel, sender: Channel, from: number, bytes: n
   }
   assert.equal(ch.stat().used, ch.capacity, 'full');
   return filled;
+}
+
+/**
+ * A worker thread of this process running `body` (module code) with
+ * `Channel` imported, `d.name` (the channel's name) and `parentPort` at hand;
+ * terminated after the test.
+ */
+export function channelWorker(t: TestContext, body: string, name: string): Worker {
+  const worker = new Worker(
+    `import { workerData as d, parentPort } from 'node:worker_threads';
+     const { Channel } = await import(d.url);
+     ${body}`,
+    { eval: true, workerData: { url: import.meta.resolve('interprocess'), name } },
+  );
+  t.after(() => worker.terminate());
+  return worker;
 }
